@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The README's test command: installs dependencies, builds, and runs every test.
+#   1. scripts/install-deps.sh
+#   2. format and dependency guards
+#   3. build (warnings are errors) and run every test: unit and integration (root: loop devices,
+#      mounts, real gRPC/HTTP on loopback)
+#   4. a second build with ASan+UBSan that runs the unit tests again
+# Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS=$(nproc)
+
+scripts/install-deps.sh
+scripts/check-format.sh
+scripts/check-deps.sh
+
+echo "== build (RelWithDebInfo, -Werror)"
+BUILD_DIR=build scripts/build.sh -DCARINA_WERROR=ON
+echo "== tests: unit + integration"
+(cd build && ctest --output-on-failure -j"$JOBS" -L unit)
+(cd build && ctest --output-on-failure -L integration)
+
+if [ "${CARINA_SKIP_SANITIZERS:-0}" != "1" ]; then
+  echo "== build (ASan+UBSan) and unit tests under sanitizers"
+  BUILD_DIR=build-asan BUILD_TYPE=Debug scripts/build.sh -DCARINA_WERROR=ON \
+    -DCARINA_SANITIZE=address,undefined -DCARINA_BUILD_BENCH=OFF
+  (cd build-asan && UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$JOBS" -L unit)
+fi
+echo "== all tests passed"
