@@ -4,13 +4,20 @@
 // awaiting coroutine on its own executor afterwards, so that nothing blocking runs on the io
 // threads:
 //
-//   auto result = co_await runBlocking(pool, [&] { return engine.createVolume(req); });
+//   auto work = [&] { return engine.createVolume(req); };
+//   auto result = co_await runBlocking(pool, work);
+//
+// ALWAYS pass a NAMED callable. GCC 12 can destroy a temporary that lives inside a co_await
+// expression twice (seen with a lambda capturing a shared_ptr, inside a loop: the shared_ptr
+// was released twice, valgrind showed a use-after-free). Taking fn by value does not help; a
+// named local does.
 
 #include <exception>
 #include <optional>
 #include <type_traits>
 #include <utility>
 
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -23,7 +30,11 @@ namespace carina {
 template <class F>
 auto runBlocking(boost::asio::thread_pool& pool, F&& fn) -> Task<std::invoke_result_t<F&>> {
   auto home = co_await boost::asio::this_coro::executor;
-  co_await boost::asio::post(pool.get_executor(), boost::asio::use_awaitable);
+  // post(bind_executor(pool, use_awaitable)) resumes this coroutine ON the pool. (The form
+  // post(pool_executor, use_awaitable) runs an empty function on the pool and resumes the
+  // coroutine back on its own executor, so fn would run on the io thread.)
+  co_await boost::asio::post(
+      boost::asio::bind_executor(pool.get_executor(), boost::asio::use_awaitable));
   // Run on the pool; hop back to the caller's executor even if fn throws.
   if constexpr (std::is_void_v<std::invoke_result_t<F&>>) {
     std::exception_ptr error;

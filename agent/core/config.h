@@ -73,6 +73,7 @@ struct AgentConfig {
   std::string state_dir = "/var/lib/carina";
   std::string node_name;    // empty: from $NODE_NAME, else the host name
   bool standalone = false;  // no API server; state from the node only
+  std::string config_path;  // the file this came from (set by main; watched for changes)
   CsiConfig csi;
   ExtenderConfig extender;
   KubernetesConfig kubernetes;

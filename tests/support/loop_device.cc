@@ -59,15 +59,23 @@ LoopDevice::LoopDevice(uint64_t size_bytes, uint32_t sector_size) {
   }
   devnode_ = r.output.substr(0, r.output.find('\n'));
   attached_ = true;
+  // A loop device detached while still busy can keep kernel partitions (BLKPG entries) that
+  // survive into its next attachment. The device is ours now: start from a clean kernel view.
+  dropKernelPartitions();
 }
+
+void LoopDevice::dropKernelPartitions() { run({"partx", "-d", devnode_}); }
 
 void LoopDevice::detach() {
   if (!attached_) {
     return;
   }
   for (const std::string& target : mountsOf(devnode_)) {
-    umount2(target.c_str(), MNT_DETACH);
+    if (umount2(target.c_str(), 0) != 0) {
+      umount2(target.c_str(), MNT_DETACH);
+    }
   }
+  dropKernelPartitions();
   // Detach by name; retry briefly, a just-unmounted device can still be busy.
   for (int attempt = 0; attempt < 50; ++attempt) {
     if (run({"losetup", "-d", devnode_}).exit_code == 0) {

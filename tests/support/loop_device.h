@@ -30,6 +30,9 @@ public:
   /** Reads @p length bytes at @p offset straight from the backing file. */
   std::string readBytes(uint64_t offset, uint64_t length) const;
 
+  /** Removes every partition the kernel knows on this device (BLKPG delete, via partx). */
+  void dropKernelPartitions();
+
 private:
   std::string dir_;
   std::string file_;

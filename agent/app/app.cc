@@ -1,0 +1,313 @@
+#include "agent/app/app.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <sys/stat.h>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include "agent/app/inventory_json.h"
+#include "agent/core/blocking.h"
+#include "agent/core/log.h"
+#include "agent/core/status.h"
+#include "agent/os/linux/blkid_probe.h"
+#include "agent/os/linux/fdisk_partition_table.h"
+#include "agent/os/linux/inotify_file_watcher.h"
+#include "agent/os/linux/linux_mounter.h"
+#include "agent/os/linux/spawn_command_runner.h"
+#include "agent/os/linux/udev_block_devices.h"
+#include "agent/storage/disk_discovery.h"
+#include "agent/storage/partition_engine.h"
+#include "csi/services.h"
+#include "extender/cluster_view.h"
+#include "extender/extender_service.h"
+#include "extender/http_server.h"
+
+#ifndef CARINA_VERSION
+#define CARINA_VERSION "0.0.0"
+#endif
+
+namespace carina::app {
+namespace {
+
+namespace net = boost::asio;
+
+log::Logger& logger() { return log::get("app"); }
+
+absl::Status initLogging(const core::LoggingConfig& cfg) {
+  CARINA_ASSIGN_OR_RETURN(log::Level level, log::parseLevel(cfg.level));
+  log::setGlobalLevel(level);
+  if (cfg.format == "text") {
+    log::setFormat(log::Format::Text);
+  } else if (cfg.format == "json") {
+    log::setFormat(log::Format::Json);
+  } else {
+    return absl::InvalidArgumentError("logging.format: \"" + cfg.format + "\" (json|text)");
+  }
+  for (const auto& [component, name] : cfg.components) {
+    CARINA_ASSIGN_OR_RETURN(log::Level l, log::parseLevel(name));
+    log::setComponentLevel(component, l);
+  }
+  return absl::OkStatus();
+}
+
+std::string resolveNodeName(const core::AgentConfig& cfg) {
+  if (!cfg.node_name.empty()) {
+    return cfg.node_name;
+  }
+  if (const char* env = std::getenv("NODE_NAME"); env != nullptr && *env != '\0') {
+    return env;
+  }
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) == 0) {
+    return host;
+  }
+  return "localhost";
+}
+
+/**
+ * Hands disk lists from discovery to the engine, one at a time and in order: while an apply
+ * runs on the blocking pool, newer lists replace each other and only the newest is applied next.
+ * After each apply the published inventory (extender supply, readiness) is refreshed.
+ */
+class DiskApplier {
+public:
+  DiskApplier(Executor executor, net::thread_pool& pool, storage::PartitionEngine& engine,
+              std::function<void()> after_apply)
+      : executor_(std::move(executor)),
+        pool_(pool),
+        engine_(engine),
+        after_apply_(std::move(after_apply)) {}
+
+  void submit(std::vector<storage::DiskInfo> disks) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pending_ = std::move(disks);
+      if (running_) {
+        return;
+      }
+      running_ = true;
+    }
+    // Outside the lock: co_spawn may start drain() inline on this thread.
+    net::co_spawn(executor_, drain(), [](std::exception_ptr e) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          CARINA_LOG_ERROR(logger(), "disk apply failed", {{"error", ex.what()}});
+        }
+      }
+    });
+  }
+
+  bool appliedOnce() const { return applied_once_.load(); }
+
+private:
+  Task<void> drain() {
+    for (;;) {
+      std::vector<storage::DiskInfo> disks;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!pending_) {
+          running_ = false;
+          co_return;
+        }
+        disks = std::move(*pending_);
+        pending_.reset();
+      }
+      auto apply = [&] { return engine_.setDisks(disks); };  // named: see blocking.h
+      absl::Status st = co_await runBlocking(pool_, apply);
+      if (!st.ok()) {
+        CARINA_LOG_WARN(logger(), "some disks could not be taken",
+                        {{"error", std::string(st.message())}});
+      }
+      applied_once_.store(true);
+      after_apply_();
+    }
+  }
+
+  Executor executor_;
+  net::thread_pool& pool_;
+  storage::PartitionEngine& engine_;
+  std::function<void()> after_apply_;
+  std::mutex mu_;
+  std::optional<std::vector<storage::DiskInfo>> pending_;
+  bool running_ = false;
+  std::atomic<bool> applied_once_{false};
+};
+
+}  // namespace
+
+int run(const core::AgentConfig& cfg) {
+  if (absl::Status st = initLogging(cfg.logging); !st.ok()) {
+    std::fprintf(stderr, "carina-agent: %s\n", std::string(st.message()).c_str());
+    return 78;  // EX_CONFIG
+  }
+  const std::string node = resolveNodeName(cfg);
+  if (!cfg.standalone) {
+    CARINA_LOG_ERROR(logger(),
+                     "cluster mode is not available in this build yet; run with "
+                     "--standalone (or standalone: true in the config)");
+    return 78;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(cfg.state_dir, ec);
+  if (ec) {
+    CARINA_LOG_ERROR(logger(), "cannot create state directory",
+                     {{"dir", cfg.state_dir}, {"error", ec.message()}});
+    return 1;
+  }
+  CARINA_LOG_INFO(logger(), "starting carina-agent",
+                  {{"version", CARINA_VERSION},
+                   {"node", node},
+                   {"standalone", cfg.standalone},
+                   {"csi_endpoint", cfg.csi.endpoint},
+                   {"http_listen", cfg.extender.listen},
+                   {"groups", cfg.disk_selectors.size()}});
+
+  net::io_context ioc;
+  net::thread_pool blocking(2);
+  auto work = net::make_work_guard(ioc);
+
+  // Storage: the partition engine over libfdisk, fed by discovery.
+  storage::PartitionEngine engine(os::makeFdiskPartitionTableFactory());
+  extender::InMemoryClusterView view;
+  auto refresh = [&] {
+    storage::InventorySnapshot snap = engine.snapshot();
+    view.setNodeSupply(extender::supplyFromInventory(node, snap));
+  };
+  DiskApplier applier(ioc.get_executor(), blocking, engine, refresh);
+  storage::DiskDiscovery discovery(
+      ioc.get_executor(), blocking, os::makeUdevBlockDeviceSource(), os::makeBlkidSignatureProber(),
+      storage::DiscoveryConfig::fromAgentConfig(cfg),
+      [&](const std::vector<storage::DiskInfo>& disks) { applier.submit(disks); });
+  if (absl::Status st = discovery.start(); !st.ok()) {
+    CARINA_LOG_ERROR(logger(), "disk discovery failed to start",
+                     {{"error", std::string(st.message())}});
+    return 1;
+  }
+
+  // Node runtime: commands (mkfs, growfs) and mounts.
+  os::SpawnCommandRunner runner;
+  os::LinuxMounter mounter;
+
+  // HTTP: scheduler extender, health, inventory.
+  extender::ExtenderService extender_service(view, cfg.extender, cfg.scheduler_strategy);
+  extender::HttpServerPtr http =
+      extender::makeHttpServer(ioc.get_executor(), extender::serverOptions(cfg.extender));
+  extender_service.registerRoutes(*http, /*with_healthz=*/true);
+  http->route("GET", "/readyz", [&](const extender::HttpRequest&) {
+    extender::HttpResponse r;
+    r.content_type = "text/plain";
+    r.status = applier.appliedOnce() ? 200 : 503;
+    r.body = applier.appliedOnce() ? "ready\n" : "waiting for the first disk scan\n";
+    return r;
+  });
+  http->route("GET", "/debug/inventory", [&](const extender::HttpRequest&) {
+    extender::HttpResponse r;
+    r.body = inventoryToJson(engine.snapshot(), node);
+    return r;
+  });
+  if (absl::Status st = http->start(); !st.ok()) {
+    CARINA_LOG_ERROR(logger(), "HTTP endpoint failed to start",
+                     {{"listen", cfg.extender.listen}, {"error", std::string(st.message())}});
+    discovery.stop();
+    return 1;
+  }
+
+  // CSI on the unix socket.
+  csi::ServiceOptions csi_options;
+  csi_options.node_name = node;
+  csi_options.endpoint = cfg.csi.endpoint;
+  csi_options.kubelet_dir = cfg.csi.kubelet_dir;
+  csi_options.max_volumes_per_node = cfg.csi.max_volumes_per_node;
+  csi_options.version = CARINA_VERSION;
+  auto csi_server = csi::CsiServer::start(csi::ServiceDeps{csi_options, engine, mounter, runner,
+                                                           ioc.get_executor(), blocking,
+                                                           [&] { return applier.appliedOnce(); }});
+  if (!csi_server.ok()) {
+    CARINA_LOG_ERROR(
+        logger(), "CSI server failed to start",
+        {{"endpoint", cfg.csi.endpoint}, {"error", std::string(csi_server.status().message())}});
+    http->stop();
+    discovery.stop();
+    return 1;
+  }
+
+  // Config file watch: a change is re-parsed; a valid one updates discovery and the strategy,
+  // an invalid one is logged and ignored (the agent keeps running on the last good config).
+  os::FileWatcherPtr watcher;
+  if (!cfg.config_path.empty()) {
+    watcher = os::makeInotifyFileWatcher(ioc.get_executor(), cfg.config_path, [&] {
+      auto next = core::loadConfigFile(cfg.config_path);
+      if (!next.ok()) {
+        CARINA_LOG_ERROR(logger(), "config change rejected, keeping the previous config",
+                         {{"error", std::string(next.status().message())}});
+        return;
+      }
+      if (absl::Status st =
+              discovery.updateConfig(storage::DiscoveryConfig::fromAgentConfig(*next));
+          !st.ok()) {
+        CARINA_LOG_ERROR(logger(), "config change rejected by discovery",
+                         {{"error", std::string(st.message())}});
+        return;
+      }
+      extender_service.setStrategy(next->scheduler_strategy);
+      CARINA_LOG_INFO(logger(), "config reloaded", {{"path", cfg.config_path}});  // rescans
+    });
+    if (absl::Status st = watcher->start(); !st.ok()) {
+      CARINA_LOG_WARN(logger(), "config file is not watched",
+                      {{"error", std::string(st.message())}});
+    }
+  }
+
+  // Run until SIGINT/SIGTERM. The io threads keep running during shutdown so that in-flight
+  // CSI handlers can finish; the main thread drives the shutdown order.
+  std::promise<int> stop_signal;
+  net::signal_set signals(ioc, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& error, int signo) {
+    if (!error) {
+      stop_signal.set_value(signo);  // async_wait fires once: set_value runs at most once
+    }
+  });
+  std::vector<std::thread> io_threads;
+  for (int i = 0; i < 2; ++i) {
+    io_threads.emplace_back([&ioc] { ioc.run(); });
+  }
+  CARINA_LOG_INFO(logger(), "carina-agent running",
+                  {{"csi_socket", (*csi_server)->socketPath()}, {"http_port", http->port()}});
+  int signo = stop_signal.get_future().get();
+  CARINA_LOG_INFO(logger(), "shutting down", {{"signal", signo}});
+
+  // Stop accepting, then drain: CSI (waits for in-flight RPCs up to the grace), HTTP, watchers.
+  (*csi_server)->shutdown(std::chrono::seconds(10));
+  http->stop();
+  if (watcher) {
+    watcher->stop();
+  }
+  discovery.stop();
+  work.reset();
+  blocking.join();
+  ioc.stop();
+  for (std::thread& t : io_threads) {
+    t.join();
+  }
+  CARINA_LOG_INFO(logger(), "stopped");
+  return 0;
+}
+
+}  // namespace carina::app

@@ -1,0 +1,531 @@
+#include "extender/extender_api.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include <boost/json.hpp>
+
+#include "agent/core/quantity.h"
+#include "agent/core/status.h"
+
+namespace carina::extender {
+
+namespace json = boost::json;
+
+namespace {
+
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                            [](char x, char y) { return lower(x) == lower(y); });
+}
+
+std::string_view sv(json::string_view s) { return {s.data(), s.size()}; }
+
+/** Member @p key of @p obj: the exact spelling first, else case-insensitively (Go's decoder). */
+const json::value* member(const json::object& obj, std::string_view key) {
+  if (auto it = obj.find(json::string_view(key.data(), key.size())); it != obj.end()) {
+    return &it->value();
+  }
+  for (const auto& kv : obj) {
+    if (iequals(sv(kv.key()), key)) {
+      return &kv.value();
+    }
+  }
+  return nullptr;
+}
+
+const json::object* memberObject(const json::object& obj, std::string_view key) {
+  const json::value* v = member(obj, key);
+  return v != nullptr ? v->if_object() : nullptr;
+}
+
+absl::StatusOr<std::string> memberString(const json::object& obj, std::string_view key,
+                                         std::string_view path) {
+  const json::value* v = member(obj, key);
+  if (v == nullptr || v->is_null()) {
+    return std::string();
+  }
+  if (!v->is_string()) {
+    return absl::InvalidArgumentError(std::string(path) + "." + std::string(key) +
+                                      ": expected a string");
+  }
+  return std::string(sv(v->get_string()));
+}
+
+absl::StatusOr<Pod> podFromJson(const json::value& v) {
+  const json::object* obj = v.if_object();
+  if (obj == nullptr) {
+    return absl::InvalidArgumentError("Pod: expected an object");
+  }
+  Pod pod;
+  if (const json::object* meta = memberObject(*obj, "metadata"); meta != nullptr) {
+    CARINA_ASSIGN_OR_RETURN(pod.name, memberString(*meta, "name", "Pod.metadata"));
+    CARINA_ASSIGN_OR_RETURN(std::string ns, memberString(*meta, "namespace", "Pod.metadata"));
+    if (!ns.empty()) {
+      pod.ns = std::move(ns);
+    }
+    CARINA_ASSIGN_OR_RETURN(pod.uid, memberString(*meta, "uid", "Pod.metadata"));
+  }
+  const json::object* spec = memberObject(*obj, "spec");
+  if (spec == nullptr) {
+    return pod;
+  }
+  const json::value* vols = member(*spec, "volumes");
+  if (vols == nullptr || vols->is_null()) {
+    return pod;
+  }
+  const json::array* arr = vols->if_array();
+  if (arr == nullptr) {
+    return absl::InvalidArgumentError("Pod.spec.volumes: expected an array");
+  }
+  for (std::size_t i = 0; i < arr->size(); ++i) {
+    const std::string path = "Pod.spec.volumes[" + std::to_string(i) + "]";
+    const json::object* vol = (*arr)[i].if_object();
+    if (vol == nullptr) {
+      return absl::InvalidArgumentError(path + ": expected an object");
+    }
+    PodVolume pv;
+    CARINA_ASSIGN_OR_RETURN(pv.name, memberString(*vol, "name", path));
+    if (const json::object* pvc = memberObject(*vol, "persistentVolumeClaim"); pvc != nullptr) {
+      CARINA_ASSIGN_OR_RETURN(pv.claim_name,
+                              memberString(*pvc, "claimName", path + ".persistentVolumeClaim"));
+      if (pv.claim_name.empty()) {
+        return absl::InvalidArgumentError(path + ".persistentVolumeClaim.claimName: required");
+      }
+    } else if (const json::object* eph = memberObject(*vol, "ephemeral"); eph != nullptr) {
+      if (pv.name.empty()) {
+        return absl::InvalidArgumentError(path + ".name: required for an ephemeral volume");
+      }
+      pv.claim_name = pod.name + "-" + pv.name;  // ephemeral.VolumeClaimName
+      ClaimTemplate tmpl;
+      const json::object* t = memberObject(*eph, "volumeClaimTemplate");
+      const json::object* tspec = t != nullptr ? memberObject(*t, "spec") : nullptr;
+      if (tspec != nullptr) {
+        const std::string tpath = path + ".ephemeral.volumeClaimTemplate.spec";
+        CARINA_ASSIGN_OR_RETURN(tmpl.storage_class,
+                                memberString(*tspec, "storageClassName", tpath));
+        const json::object* res = memberObject(*tspec, "resources");
+        const json::object* req = res != nullptr ? memberObject(*res, "requests") : nullptr;
+        const json::value* storage = req != nullptr ? member(*req, "storage") : nullptr;
+        if (storage != nullptr && storage->is_string()) {
+          absl::StatusOr<uint64_t> bytes = core::parseQuantityBytes(sv(storage->get_string()));
+          if (!bytes.ok()) {
+            return absl::InvalidArgumentError(
+                tpath + ".resources.requests.storage: " + std::string(bytes.status().message()));
+          }
+          tmpl.request_bytes = *bytes;
+        } else if (storage != nullptr && storage->is_int64() && storage->get_int64() >= 0) {
+          tmpl.request_bytes = static_cast<uint64_t>(storage->get_int64());
+        } else if (storage != nullptr && !storage->is_null()) {
+          return absl::InvalidArgumentError(tpath + ".resources.requests.storage: bad quantity");
+        }
+      }
+      pv.ephemeral = std::move(tmpl);
+    } else {
+      continue;  // hostPath, configMap, projected, ...: not a claim
+    }
+    pod.volumes.push_back(std::move(pv));
+  }
+  return pod;
+}
+
+// ---- A minimal skimmer over already validated JSON text, to find the exact source bytes of
+// the Nodes items (the nodeCacheCapable: false reply echoes them unmodified).
+
+std::size_t skipWs(std::string_view s, std::size_t i) {
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) {
+    ++i;
+  }
+  return i;
+}
+
+/** End of the string starting at s[i] == '"' (one past the closing quote). */
+std::size_t skipString(std::string_view s, std::size_t i) {
+  ++i;
+  while (i < s.size()) {
+    if (s[i] == '\\') {
+      i += 2;
+    } else if (s[i] == '"') {
+      return i + 1;
+    } else {
+      ++i;
+    }
+  }
+  return s.size();
+}
+
+/** End of the value starting at s[i]. */
+std::size_t skipValue(std::string_view s, std::size_t i) {
+  if (i >= s.size()) {
+    return i;
+  }
+  if (s[i] == '"') {
+    return skipString(s, i);
+  }
+  if (s[i] == '{' || s[i] == '[') {
+    int depth = 0;
+    while (i < s.size()) {
+      char c = s[i];
+      if (c == '"') {
+        i = skipString(s, i);
+        continue;
+      }
+      if (c == '{' || c == '[') {
+        ++depth;
+      } else if (c == '}' || c == ']') {
+        if (--depth == 0) {
+          return i + 1;
+        }
+      }
+      ++i;
+    }
+    return i;
+  }
+  while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\n' &&
+         s[i] != '\r' && s[i] != '\t') {
+    ++i;
+  }
+  return i;
+}
+
+struct Span {
+  std::size_t begin = 0;
+  std::size_t end = 0;
+};
+
+/** The value of member @p key (case-insensitive, last match wins like Go) of the object at
+ *  s[i] == '{'. */
+std::optional<Span> findMember(std::string_view s, std::size_t i, std::string_view key) {
+  std::optional<Span> found;
+  std::optional<Span> exact;
+  i = skipWs(s, i + 1);
+  while (i < s.size() && s[i] == '"') {
+    std::size_t kend = skipString(s, i);
+    std::string_view k = s.substr(i + 1, kend - i - 2);
+    i = skipWs(s, kend);
+    i = skipWs(s, i + 1);  // ':'
+    std::size_t vend = skipValue(s, i);
+    if (k == key) {
+      exact = Span{i, vend};
+    } else if (iequals(k, key)) {
+      found = Span{i, vend};
+    }
+    i = skipWs(s, vend);
+    if (i < s.size() && s[i] == ',') {
+      i = skipWs(s, i + 1);
+    }
+  }
+  return exact ? exact : found;
+}
+
+std::vector<Span> arrayElements(std::string_view s, Span arr) {
+  std::vector<Span> out;
+  std::size_t i = skipWs(s, arr.begin + 1);
+  while (i < arr.end && s[i] != ']') {
+    std::size_t vend = skipValue(s, i);
+    out.push_back(Span{i, vend});
+    i = skipWs(s, vend);
+    if (i < s.size() && s[i] == ',') {
+      i = skipWs(s, i + 1);
+    }
+  }
+  return out;
+}
+
+std::string statusText(const absl::Status& st) { return std::string(st.message()); }
+
+}  // namespace
+
+std::vector<std::string> ExtenderArgs::candidates() const {
+  if (node_names) {
+    return *node_names;
+  }
+  std::vector<std::string> out;
+  if (nodes) {
+    out.reserve(nodes->size());
+    for (const RawNode& n : *nodes) {
+      out.push_back(n.name);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<ExtenderArgs> parseExtenderArgs(std::string_view body) {
+  unsigned char buf[16384];
+  json::monotonic_resource mr(buf, sizeof(buf));
+  json::parse_options opt;
+  opt.max_depth = 128;
+  boost::system::error_code ec;
+  json::value root;
+  try {
+    root = json::parse(json::string_view(body.data(), body.size()), ec, &mr, opt);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(std::string("malformed JSON: ") + e.what());
+  }
+  if (ec) {
+    return absl::InvalidArgumentError("malformed JSON: " + ec.message());
+  }
+  const json::object* top = root.if_object();
+  if (top == nullptr) {
+    return absl::InvalidArgumentError("ExtenderArgs: expected a JSON object");
+  }
+  ExtenderArgs args;
+  const json::value* pod = member(*top, "Pod");
+  if (pod == nullptr || pod->is_null()) {
+    return absl::InvalidArgumentError("ExtenderArgs: Pod is missing");
+  }
+  CARINA_ASSIGN_OR_RETURN(args.pod, podFromJson(*pod));
+
+  if (const json::value* names = member(*top, "NodeNames"); names != nullptr && !names->is_null()) {
+    const json::array* arr = names->if_array();
+    if (arr == nullptr) {
+      return absl::InvalidArgumentError("ExtenderArgs: NodeNames: expected an array or null");
+    }
+    std::vector<std::string> out;
+    out.reserve(arr->size());
+    for (const json::value& n : *arr) {
+      if (!n.is_string()) {
+        return absl::InvalidArgumentError("ExtenderArgs: NodeNames: expected strings");
+      }
+      out.emplace_back(sv(n.get_string()));
+    }
+    args.node_names = std::move(out);
+  }
+  if (const json::value* nodes = member(*top, "Nodes"); nodes != nullptr && !nodes->is_null()) {
+    const json::object* list = nodes->if_object();
+    if (list == nullptr) {
+      return absl::InvalidArgumentError("ExtenderArgs: Nodes: expected a NodeList or null");
+    }
+    const json::value* items = member(*list, "items");
+    const json::array* arr = (items == nullptr || items->is_null()) ? nullptr : items->if_array();
+    if (items != nullptr && !items->is_null() && arr == nullptr) {
+      return absl::InvalidArgumentError("ExtenderArgs: Nodes.items: expected an array");
+    }
+    // Locate the same items in the source text.
+    std::size_t start = skipWs(body, 0);
+    std::optional<Span> nodes_span = findMember(body, start, "Nodes");
+    std::vector<Span> spans;
+    if (nodes_span && body[nodes_span->begin] == '{') {
+      if (std::optional<Span> meta = findMember(body, nodes_span->begin, "metadata");
+          meta && body[meta->begin] == '{') {
+        args.nodes_metadata = std::string(body.substr(meta->begin, meta->end - meta->begin));
+      }
+      if (std::optional<Span> it = findMember(body, nodes_span->begin, "items");
+          it && body[it->begin] == '[') {
+        spans = arrayElements(body, *it);
+      }
+    }
+    std::size_t count = arr != nullptr ? arr->size() : 0;
+    if (spans.size() != count) {
+      return absl::InvalidArgumentError("ExtenderArgs: Nodes.items could not be located");
+    }
+    std::vector<ExtenderArgs::RawNode> out;
+    out.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      const json::object* node = (*arr)[i].if_object();
+      const json::object* meta = node != nullptr ? memberObject(*node, "metadata") : nullptr;
+      const json::value* name = meta != nullptr ? member(*meta, "name") : nullptr;
+      if (name == nullptr || !name->is_string()) {
+        return absl::InvalidArgumentError("ExtenderArgs: Nodes.items[" + std::to_string(i) +
+                                          "].metadata.name: required");
+      }
+      out.push_back(ExtenderArgs::RawNode{std::string(sv(name->get_string())), spans[i].begin,
+                                          spans[i].end - spans[i].begin});
+    }
+    args.nodes = std::move(out);
+  }
+  if (!args.node_names && !args.nodes) {
+    return absl::InvalidArgumentError("ExtenderArgs: neither NodeNames nor Nodes is set");
+  }
+  return args;
+}
+
+absl::StatusOr<Pod> parsePodJson(std::string_view text) {
+  boost::system::error_code ec;
+  json::parse_options opt;
+  opt.max_depth = 128;
+  json::value v;
+  try {
+    v = json::parse(json::string_view(text.data(), text.size()), ec, {}, opt);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(std::string("malformed JSON: ") + e.what());
+  }
+  if (ec) {
+    return absl::InvalidArgumentError("malformed JSON: " + ec.message());
+  }
+  return podFromJson(v);
+}
+
+void appendJsonString(std::string& out, std::string_view s) {
+  out.push_back('"');
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned>(c));
+          out += buf;
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+std::string renderFilterResult(const ExtenderArgs& args, std::string_view body,
+                               const std::vector<NodeVerdict>& verdicts) {
+  std::string out;
+  out.reserve(64 + verdicts.size() * 24);
+  out += "{\"Nodes\":";
+  if (args.nodes) {
+    out += "{\"metadata\":";
+    out += args.nodes_metadata;
+    out += ",\"items\":[";
+    bool first = true;
+    // Verdicts follow candidates(): NodeNames when present, else the Nodes items. Look the
+    // verdict up by name so that both forms stay consistent when a request carries both.
+    for (std::size_t i = 0; i < args.nodes->size(); ++i) {
+      const ExtenderArgs::RawNode& n = (*args.nodes)[i];
+      bool fits = false;
+      if (!args.node_names && i < verdicts.size()) {
+        fits = verdicts[i].fits;
+      } else {
+        for (const NodeVerdict& v : verdicts) {
+          if (v.node == n.name) {
+            fits = v.fits;
+            break;
+          }
+        }
+      }
+      if (!fits) {
+        continue;
+      }
+      if (!first) {
+        out.push_back(',');
+      }
+      first = false;
+      out.append(body.substr(n.begin, n.length));
+    }
+    out += "]}";
+  } else {
+    out += "null";
+  }
+  out += ",\"NodeNames\":";
+  if (args.node_names) {
+    out.push_back('[');
+    bool first = true;
+    for (const NodeVerdict& v : verdicts) {
+      if (!v.fits) {
+        continue;
+      }
+      if (!first) {
+        out.push_back(',');
+      }
+      first = false;
+      appendJsonString(out, v.node);
+    }
+    out.push_back(']');
+  } else {
+    out += "null";
+  }
+  out += ",\"FailedNodes\":{},\"FailedAndUnresolvableNodes\":{";
+  bool first = true;
+  for (const NodeVerdict& v : verdicts) {
+    if (v.fits) {
+      continue;
+    }
+    if (!first) {
+      out.push_back(',');
+    }
+    first = false;
+    appendJsonString(out, v.node);
+    out.push_back(':');
+    appendJsonString(out, v.reason);
+  }
+  out += "},\"Error\":\"\"}";
+  return out;
+}
+
+std::string renderFilterError(std::string_view message) {
+  std::string out =
+      "{\"Nodes\":null,\"NodeNames\":null,\"FailedNodes\":null,\"FailedAndUnresolvableNodes\":"
+      "null,\"Error\":";
+  appendJsonString(out, message);
+  out.push_back('}');
+  return out;
+}
+
+std::string renderHostPriorities(const std::vector<NodeVerdict>& verdicts) {
+  std::string out;
+  out.reserve(2 + verdicts.size() * 32);
+  out.push_back('[');
+  bool first = true;
+  for (const NodeVerdict& v : verdicts) {
+    if (!first) {
+      out.push_back(',');
+    }
+    first = false;
+    out += "{\"Host\":";
+    appendJsonString(out, v.node);
+    out += ",\"Score\":";
+    out += std::to_string(v.fits ? std::clamp(v.score, kMinScore, kMaxScore) : 0);
+    out.push_back('}');
+  }
+  out.push_back(']');
+  return out;
+}
+
+ApiReply handleFilter(std::string_view body, const ClusterView& view,
+                      const ScoringOptions& options) {
+  absl::StatusOr<ExtenderArgs> args = parseExtenderArgs(body);
+  if (!args.ok()) {
+    return ApiReply{400, statusText(args.status())};
+  }
+  std::vector<std::string> nodes = args->candidates();
+  absl::StatusOr<std::vector<NodeVerdict>> verdicts = evaluatePod(args->pod, nodes, view, options);
+  if (!verdicts.ok()) {
+    return ApiReply{200, renderFilterError(statusText(verdicts.status()))};
+  }
+  return ApiReply{200, renderFilterResult(*args, body, *verdicts)};
+}
+
+ApiReply handlePrioritize(std::string_view body, const ClusterView& view,
+                          const ScoringOptions& options) {
+  absl::StatusOr<ExtenderArgs> args = parseExtenderArgs(body);
+  if (!args.ok()) {
+    return ApiReply{400, statusText(args.status())};
+  }
+  std::vector<std::string> nodes = args->candidates();
+  absl::StatusOr<std::vector<NodeVerdict>> verdicts = evaluatePod(args->pod, nodes, view, options);
+  if (!verdicts.ok()) {
+    std::vector<NodeVerdict> zero;
+    zero.reserve(nodes.size());
+    for (std::string& n : nodes) {
+      NodeVerdict v;
+      v.node = std::move(n);
+      zero.push_back(std::move(v));
+    }
+    return ApiReply{200, renderHostPriorities(zero)};
+  }
+  return ApiReply{200, renderHostPriorities(*verdicts)};
+}
+
+}  // namespace carina::extender

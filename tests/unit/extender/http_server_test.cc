@@ -1,0 +1,469 @@
+#include "extender/http_server.h"
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include "extender/extender_service.h"
+#include "tests/support/test_support.h"
+#include "tests/unit/extender/test_cluster.h"
+
+namespace carina::extender {
+namespace {
+
+using namespace testing;  // NOLINT
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+using tcp = net::ip::tcp;
+
+std::string readTestdata(const std::string& name) {
+  std::ifstream in(std::string(CARINA_EXTENDER_TESTDATA) + "/" + name);
+  REQUIRE(in.good());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+/** An extender on 127.0.0.1:0 served by a background io thread. */
+struct TestServer {
+  explicit TestServer(uint64_t body_limit = 64ULL * 1024 * 1024)
+      : service(view, core::ExtenderConfig{}, core::SchedulerStrategy::Binpack) {
+    view.upsertStorageClass(
+        carinaClass("local-lvm", {{"carina.storage.io/disk-group-name", "vg0"}}));
+    view.upsertClaim(claim("data-db-0", "local-lvm", 10 * GiB));
+    view.setNodeSupply(node("worker-1", {lvmGroup("vg0", 100 * GiB, 70 * GiB)}));
+    view.setNodeSupply(node("worker-2", {lvmGroup("vg0", 100 * GiB, 8 * GiB)}));
+    HttpServerOptions o;
+    o.listen = "127.0.0.1:0";
+    o.body_limit_bytes = body_limit;
+    server = makeHttpServer(ioc.get_executor(), o);
+    service.registerRoutes(*server);
+    REQUIRE(server->start().ok());
+    REQUIRE(server->port() != 0);
+    for (int i = 0; i < 2; ++i) {
+      threads.emplace_back([this] { ioc.run(); });
+    }
+  }
+  ~TestServer() {
+    server->stop();
+    work.reset();
+    ioc.stop();
+    for (auto& t : threads) {
+      t.join();
+    }
+  }
+  InMemoryClusterView view;
+  ExtenderService service;
+  net::io_context ioc;
+  net::executor_work_guard<net::io_context::executor_type> work{ioc.get_executor()};
+  HttpServerPtr server;
+  std::vector<std::thread> threads;
+};
+
+/** A blocking keep-alive HTTP/1.1 client. */
+struct Client {
+  explicit Client(uint16_t port) : socket(ioc) {
+    socket.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  }
+  http::response<http::string_body> send(http::verb method, const std::string& target,
+                                         const std::string& body = "") {
+    http::request<http::string_body> req{method, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    req.set(http::field::content_type, "application/json");
+    req.set(http::field::user_agent, "Go-http-client/1.1");
+    req.keep_alive(true);
+    req.body() = body;
+    req.prepare_payload();
+    http::write(socket, req);
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(256 * 1024 * 1024);
+    http::read(socket, buffer, parser);
+    return parser.release();
+  }
+  net::io_context ioc;
+  tcp::socket socket;
+  beast::flat_buffer buffer;
+};
+
+TEST_CASE("HTTP: filter and prioritize over loopback, both nodeCacheCapable modes",
+          "[unit][extender][http]") {
+  TestServer ts;
+  Client c(ts.server->port());
+
+  auto names =
+      c.send(http::verb::post, "/scheduler/filter", readTestdata("filter_names_mode.json"));
+  REQUIRE(names.result_int() == 200);
+  CHECK(names[http::field::content_type] == "application/json");
+  CHECK(json::parse(names.body()).at("NodeNames") == json::array{"worker-1"});
+
+  std::string nodes_body = readTestdata("filter_nodes_mode.json");
+  auto nodes = c.send(http::verb::post, "/scheduler/filter", nodes_body);
+  REQUIRE(nodes.result_int() == 200);
+  json::value out = json::parse(nodes.body());
+  REQUIRE(out.at("Nodes").at("items").as_array().size() == 1);
+  CHECK(out.at("Nodes").at("items").as_array()[0] ==
+        json::parse(nodes_body).at("Nodes").at("items").as_array()[0]);
+
+  auto legacy =
+      c.send(http::verb::post, "/scheduler/filter", readTestdata("filter_legacy_lowercase.json"));
+  CHECK(json::parse(legacy.body()).at("NodeNames") == json::array{"worker-1"});
+
+  auto prio =
+      c.send(http::verb::post, "/scheduler/prioritize", readTestdata("prioritize_names_mode.json"));
+  REQUIRE(prio.result_int() == 200);
+  json::value scores = json::parse(prio.body());
+  REQUIRE(scores.is_array());
+  CHECK(scores.as_array().size() == 2);
+  CHECK(scores.as_array()[0].at("Score").is_int64());
+
+  auto health = c.send(http::verb::get, "/healthz");
+  CHECK(health.result_int() == 200);
+  CHECK(health.body() == "ok\n");
+}
+
+TEST_CASE("HTTP: errors keep the server serving", "[unit][extender][http]") {
+  TestServer ts(64 * 1024);
+  Client c(ts.server->port());
+
+  auto bad = c.send(http::verb::post, "/scheduler/filter", "{\"Pod\":");
+  CHECK(bad.result_int() == 400);
+  CHECK(bad.body().find("malformed JSON") != std::string::npos);
+  // same keep-alive connection still works
+  auto ok = c.send(http::verb::post, "/scheduler/filter", readTestdata("filter_names_mode.json"));
+  CHECK(ok.result_int() == 200);
+
+  auto wrong_method = c.send(http::verb::get, "/scheduler/filter");
+  CHECK(wrong_method.result_int() == 405);
+  CHECK(wrong_method[http::field::allow] == "POST");
+  auto unknown = c.send(http::verb::post, "/nope", "{}");
+  CHECK(unknown.result_int() == 404);
+  auto health_post = c.send(http::verb::post, "/healthz", "{}");
+  CHECK(health_post.result_int() == 405);
+
+  SECTION("oversized body: 413 and the connection is closed") {
+    Client big(ts.server->port());
+    auto r = big.send(http::verb::post, "/scheduler/filter", std::string(100 * 1024, ' '));
+    CHECK(r.result_int() == 413);
+    CHECK_FALSE(r.keep_alive());
+  }
+  SECTION("malformed HTTP: 400") {
+    Client raw(ts.server->port());
+    net::write(raw.socket, net::buffer(std::string("GARBAGE\r\n\r\n")));
+    http::response<http::string_body> r;
+    http::read(raw.socket, raw.buffer, r);
+    CHECK(r.result_int() == 400);
+  }
+  SECTION("a client that goes away mid-request") {
+    {
+      Client gone(ts.server->port());
+      net::write(gone.socket,
+                 net::buffer(std::string(
+                     "POST /scheduler/filter HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")));
+    }
+    Client after(ts.server->port());
+    CHECK(after.send(http::verb::get, "/healthz").result_int() == 200);
+  }
+  // and the first connection is still fine
+  CHECK(c.send(http::verb::get, "/healthz").result_int() == 200);
+}
+
+TEST_CASE("HTTP: 1,000 nodes in one request, keep-alive, concurrent clients",
+          "[unit][extender][http]") {
+  TestServer ts;
+  std::string names;
+  std::string items;
+  for (int i = 0; i < 1000; ++i) {
+    std::string n = "node-" + std::to_string(i);
+    if (i % 2 == 0) {
+      ts.view.setNodeSupply(
+          node(n, {lvmGroup("vg0", 100 * GiB, static_cast<uint64_t>(i % 90 + 10) * GiB)}));
+    }
+    names += (i ? "," : "") + ("\"" + n + "\"");
+    items += (i ? "," : "") +
+             ("{\"metadata\":{\"name\":\"" + n +
+              "\",\"labels\":{\"a\":\"b\"}},\"status\":{\"capacity\":{\"cpu\":\"8\"}}}");
+  }
+  const std::string pod = R"({"metadata":{"name":"db-0","namespace":"default"},"spec":{"volumes":[)"
+                          R"({"name":"data","persistentVolumeClaim":{"claimName":"data-db-0"}}]}})";
+  const std::string by_name = "{\"Pod\":" + pod + ",\"Nodes\":null,\"NodeNames\":[" + names + "]}";
+  const std::string by_node = "{\"Pod\":" + pod + ",\"Nodes\":{\"metadata\":{},\"items\":[" +
+                              items + "]},\"NodeNames\":null}";
+
+  auto check = [](const json::value& v, const char* key) {
+    std::size_t passed = 0;
+    if (std::string(key) == "NodeNames") {
+      passed = v.at("NodeNames").as_array().size();
+    } else {
+      passed = v.at("Nodes").at("items").as_array().size();
+    }
+    CHECK(passed == 500);  // the even nodes; all have >= 10GiB free
+    CHECK(v.at("FailedAndUnresolvableNodes").as_object().size() == 500);
+  };
+
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&, t] {
+      Client c(ts.server->port());
+      for (int i = 0; i < 3; ++i) {  // several requests per connection
+        auto f = c.send(http::verb::post, "/scheduler/filter", t % 2 ? by_node : by_name);
+        auto p = c.send(http::verb::post, "/scheduler/prioritize", by_name);
+        if (f.result_int() == 200 && p.result_int() == 200 &&
+            json::parse(p.body()).as_array().size() == 1000) {
+          json::value v = json::parse(f.body());
+          bool good = t % 2 ? v.at("Nodes").at("items").as_array().size() == 500
+                            : v.at("NodeNames").as_array().size() == 500;
+          ok += good ? 1 : 0;
+        }
+      }
+    });
+  }
+  for (auto& th : clients) {
+    th.join();
+  }
+  CHECK(ok == 12);
+  Client c(ts.server->port());
+  check(json::parse(c.send(http::verb::post, "/scheduler/filter", by_name).body()), "NodeNames");
+  check(json::parse(c.send(http::verb::post, "/scheduler/filter", by_node).body()), "Nodes");
+}
+
+TEST_CASE("HTTP: routes, bad listen addresses, graceful stop", "[unit][extender][http]") {
+  net::io_context ioc;
+  auto work = net::make_work_guard(ioc);
+  std::thread th([&] { ioc.run(); });
+
+  HttpServerOptions bad;
+  bad.listen = "127.0.0.1";
+  CHECK(makeHttpServer(ioc.get_executor(), bad)->start().code() ==
+        absl::StatusCode::kInvalidArgument);
+  bad.listen = "not-an-ip:80";
+  CHECK(makeHttpServer(ioc.get_executor(), bad)->start().code() ==
+        absl::StatusCode::kInvalidArgument);
+  bad.listen = "127.0.0.1:0";
+  bad.tls_cert_file = "/nonexistent/cert.pem";
+  bad.tls_key_file = "/nonexistent/key.pem";
+  CHECK(makeHttpServer(ioc.get_executor(), bad)->start().code() ==
+        absl::StatusCode::kInvalidArgument);
+
+  HttpServerOptions o;
+  auto server = makeHttpServer(ioc.get_executor(), o);
+  server->route("GET", "/readyz", [](const HttpRequest& r) {
+    return HttpResponse{200, "text/plain", "ready " + r.target + "\n", {}};
+  });
+  REQUIRE(server->start().ok());
+  {
+    HttpServerOptions same;
+    same.listen = "127.0.0.1:" + std::to_string(server->port());
+    CHECK(makeHttpServer(ioc.get_executor(), same)->start().code() ==
+          absl::StatusCode::kUnavailable);
+  }
+  Client idle(server->port());
+  auto r = idle.send(http::verb::get, "/readyz?verbose=1");
+  CHECK(r.body() == "ready /readyz?verbose=1\n");
+  server->route("GET", "/metrics", [](const HttpRequest&) {
+    return HttpResponse{200, "text/plain", "m 1\n", {}};
+  });
+  CHECK(idle.send(http::verb::get, "/metrics").body() == "m 1\n");
+
+  server->stop();
+  // The idle keep-alive connection is closed by the server.
+  beast::error_code ec;
+  http::response<http::string_body> res;
+  http::read(idle.socket, idle.buffer, res, ec);
+  CHECK(ec);
+  // New connections are refused.
+  tcp::socket s(ioc);
+  s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server->port()), ec);
+  CHECK(ec);
+  server.reset();
+  work.reset();
+  ioc.stop();
+  th.join();
+}
+
+TEST_CASE("HTTP: custom prefix and verbs, runtime strategy, view updates while serving",
+          "[unit][extender][http]") {
+  InMemoryClusterView view;
+  view.upsertStorageClass(carinaClass("lvm", {{"carina.storage.io/disk-group-name", "vg"}}));
+  view.upsertClaim(claim("data", "lvm", 16 * GiB));
+  view.setNodeSupply(node("w4", {lvmGroup("vg", 100 * GiB, 40 * GiB)}));
+  core::ExtenderConfig cfg;
+  cfg.path_prefix = "/carina/";
+  cfg.filter_verb = "predicates/filter";
+  cfg.prioritize_verb = "";  // not served
+  ExtenderService service(view, cfg, core::SchedulerStrategy::Binpack);
+  CHECK(service.filterPath() == "/carina/predicates/filter");
+
+  net::io_context ioc;
+  auto work = net::make_work_guard(ioc);
+  std::thread th([&] { ioc.run(); });
+  auto server = makeHttpServer(ioc.get_executor(), serverOptions(cfg));
+  // serverOptions() keeps the configured listen address; tests bind an ephemeral port.
+  server = makeHttpServer(ioc.get_executor(), HttpServerOptions{});
+  service.registerRoutes(*server);
+  REQUIRE(server->start().ok());
+
+  const std::string body =
+      R"({"Pod":{"metadata":{"name":"p"},"spec":{"volumes":[{"name":"d","persistentVolumeClaim":)"
+      R"({"claimName":"data"}}]}},"NodeNames":["w4"]})";
+  Client c(server->port());
+  CHECK(c.send(http::verb::post, "/carina/predicates/filter", body).result_int() == 200);
+  CHECK(c.send(http::verb::post, "/carina/prioritize", body).result_int() == 404);
+
+  // The scores come from ExtenderService::prioritize; the strategy is switched at runtime.
+  HttpRequest req;
+  req.body = body;
+  CHECK(json::parse(service.prioritize(req).body).as_array()[0].at("Score") == 8);
+  service.setStrategy(core::SchedulerStrategy::Spreadout);
+  CHECK(json::parse(service.prioritize(req).body).as_array()[0].at("Score") == 2);
+
+  // View updates from another thread while requests are served.
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    for (int i = 0; !done && i < 2000; ++i) {
+      view.setNodeSupply(
+          node("w4", {lvmGroup("vg", 100 * GiB, static_cast<uint64_t>(20 + i % 60) * GiB)}));
+      Claim other = claim("other-" + std::to_string(i % 5), "lvm", GiB);
+      other.selected_node = "w4";
+      view.upsertClaim(other);
+    }
+  });
+  for (int i = 0; i < 50; ++i) {
+    auto r = c.send(http::verb::post, "/carina/predicates/filter", body);
+    CHECK(r.result_int() == 200);
+  }
+  done = true;
+  writer.join();
+
+  server->stop();
+  server.reset();
+  work.reset();
+  ioc.stop();
+  th.join();
+}
+
+TEST_CASE("HTTP: Expect 100-continue and read timeouts", "[unit][extender][http]") {
+  net::io_context ioc;
+  auto work = net::make_work_guard(ioc);
+  std::thread th([&] { ioc.run(); });
+  HttpServerOptions o;
+  o.idle_timeout = std::chrono::milliseconds(300);
+  o.read_timeout = std::chrono::milliseconds(300);
+  auto server = makeHttpServer(ioc.get_executor(), o);
+  server->route("POST", "/echo", [](const HttpRequest& r) {
+    return HttpResponse{200, "text/plain", r.body, {}};
+  });
+  REQUIRE(server->start().ok());
+
+  SECTION("100-continue") {
+    Client c(server->port());
+    net::write(c.socket, net::buffer(std::string("POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                                 "Content-Length: 5\r\n"
+                                                 "Expect: 100-continue\r\n\r\n")));
+    std::string interim;
+    net::read_until(c.socket, net::dynamic_buffer(interim), "\r\n\r\n");
+    CHECK(interim.rfind("HTTP/1.1 100", 0) == 0);
+    interim.erase(0, interim.find("\r\n\r\n") + 4);
+    net::write(c.socket, net::buffer(std::string("hello")));
+    http::response<http::string_body> res;
+    beast::flat_buffer buf;
+    buf.commit(net::buffer_copy(buf.prepare(interim.size()), net::buffer(interim)));
+    http::read(c.socket, buf, res);
+    CHECK(res.result_int() == 200);
+    CHECK(res.body() == "hello");
+  }
+  SECTION("a stalled request is closed by the server") {
+    Client c(server->port());
+    net::write(c.socket,
+               net::buffer(std::string("POST /echo HTTP/1.1\r\nContent-Length: 9\r\n\r\nabc")));
+    beast::error_code ec;
+    http::response<http::string_body> res;
+    http::read(c.socket, c.buffer, res, ec);
+    CHECK(ec);
+  }
+  SECTION("an idle keep-alive connection is closed by the server") {
+    Client c(server->port());
+    beast::error_code ec;
+    http::response<http::string_body> res;
+    http::read(c.socket, c.buffer, res, ec);
+    CHECK(ec);
+    Client again(server->port());
+    CHECK(again.send(http::verb::post, "/echo", "x").body() == "x");
+  }
+  server->stop();
+  server.reset();
+  work.reset();
+  ioc.stop();
+  th.join();
+}
+
+TEST_CASE("HTTP: TLS from certificate and key files", "[unit][extender][http]") {
+  carina::test::TempDir dir;
+  auto gen = carina::test::run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                                "-keyout", dir.file("key.pem"), "-out", dir.file("cert.pem"),
+                                "-days", "1", "-subj", "/CN=127.0.0.1"});
+  REQUIRE(gen.exit_code == 0);
+
+  net::io_context ioc;
+  auto work = net::make_work_guard(ioc);
+  std::thread th([&] { ioc.run(); });
+  HttpServerOptions o;
+  o.tls_cert_file = dir.file("cert.pem");
+  o.tls_key_file = dir.file("key.pem");
+  auto server = makeHttpServer(ioc.get_executor(), o);
+  server->route("GET", "/healthz", [](const HttpRequest&) {
+    return HttpResponse{200, "text/plain", "ok\n", {}};
+  });
+  REQUIRE(server->start().ok());
+
+  {
+    net::io_context cio;
+    net::ssl::context ctx(net::ssl::context::tls_client);
+    ctx.set_verify_mode(net::ssl::verify_none);
+    beast::ssl_stream<beast::tcp_stream> stream(cio, ctx);
+    beast::get_lowest_layer(stream).connect(
+        tcp::endpoint(net::ip::make_address("127.0.0.1"), server->port()));
+    stream.handshake(net::ssl::stream_base::client);
+    beast::flat_buffer buf;
+    for (int i = 0; i < 2; ++i) {  // keep-alive over TLS
+      http::request<http::string_body> req{http::verb::get, "/healthz", 11};
+      req.set(http::field::host, "127.0.0.1");
+      http::write(stream, req);
+      http::response<http::string_body> res;
+      http::read(stream, buf, res);
+      CHECK(res.result_int() == 200);
+      CHECK(res.body() == "ok\n");
+    }
+  }
+  {
+    // A plain-HTTP client talking to the TLS port gets nothing useful, and the server survives.
+    Client plain(server->port());
+    beast::error_code ec;
+    http::request<http::string_body> req{http::verb::get, "/healthz", 11};
+    http::write(plain.socket, req, ec);
+    http::response<http::string_body> res;
+    http::read(plain.socket, plain.buffer, res, ec);
+    CHECK(ec);
+  }
+  server->stop();
+  server.reset();
+  work.reset();
+  ioc.stop();
+  th.join();
+}
+
+}  // namespace
+}  // namespace carina::extender
