@@ -3,7 +3,7 @@
 #   1. scripts/install-deps.sh
 #   2. format and dependency guards
 #   3. build (warnings are errors) and run every test: unit and integration (root: loop devices,
-#      mounts, real gRPC/HTTP on loopback)
+#      mounts, real gRPC/HTTP on loopback), then the README's main job (scripts/demo.sh)
 #   4. a second build with ASan+UBSan that runs the unit tests again
 # Exits non-zero on any failure.
 set -euo pipefail
@@ -19,6 +19,8 @@ BUILD_DIR=build scripts/build.sh -DCARINA_WERROR=ON
 echo "== tests: unit + integration"
 (cd build && ctest --output-on-failure -j"$JOBS" -L unit)
 (cd build && ctest --output-on-failure -L integration)
+echo "== the README's main job (scripts/demo.sh) on the binaries just built"
+CARINA_DEMO_SKIP_BUILD=1 scripts/demo.sh
 
 if [ "${CARINA_SKIP_SANITIZERS:-0}" != "1" ]; then
   echo "== build (ASan+UBSan) and unit tests under sanitizers"
