@@ -6,6 +6,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "agent/core/quantity.h"
 #include "agent/core/status.h"
 #include "k8s-client/json_codec_internal.h"
 #include "k8s-client/str_internal.h"
@@ -115,7 +116,7 @@ absl::Status quantity(const json::value& v, std::initializer_list<std::string_vi
   } else {
     return absl::InvalidArgumentError(cat(field, ": not a quantity"));
   }
-  auto bytes = parseQuantity(text);
+  auto bytes = core::parseQuantityBytes(text);
   if (!bytes.ok()) {
     return absl::InvalidArgumentError(cat(field, ": ", std::string(bytes.status().message())));
   }
@@ -228,8 +229,8 @@ void setList(json::object& o, std::string_view key, const std::vector<std::strin
 void setQuantity(json::object& o, std::string_view key, uint64_t bytes) {
   json::string_view k(key.data(), key.size());
   if (const json::value* old = o.if_contains(k); old != nullptr && old->is_string()) {
-    auto parsed =
-        parseQuantity(std::string_view(old->get_string().data(), old->get_string().size()));
+    auto parsed = core::parseQuantityBytes(
+        std::string_view(old->get_string().data(), old->get_string().size()));
     if (parsed.ok() && *parsed == bytes) {
       return;
     }

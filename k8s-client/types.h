@@ -5,7 +5,7 @@
 // keeps the JSON it came from, and encoding merges the modelled fields back into it, so an
 // update never drops fields this client does not know (newer API versions, other controllers).
 //
-// Sizes are bytes (Kubernetes quantities are parsed exactly, see parseQuantity()).
+// Sizes are bytes (Kubernetes quantities are parsed exactly, see agent/core/quantity.h).
 
 #include <cstdint>
 #include <map>
@@ -238,10 +238,5 @@ struct WatchEvent {
   /** Bookmarks carry only metadata.resourceVersion. */
   T object;
 };
-
-/** Parses a Kubernetes quantity ("10Gi", "500M", "1.5Gi", "1e3", "100m") to bytes, exactly,
- *  rounding a fractional result up to the next integer (as resource.Quantity.Value() does).
- *  InvalidArgument on malformed input or a negative value, OutOfRange above 2^64-1. */
-absl::StatusOr<uint64_t> parseQuantity(std::string_view text);
 
 }  // namespace carina::k8s

@@ -9,9 +9,11 @@
 
 namespace carina::core {
 
-/** Parses a Quantity and rounds it UP to whole bytes, as external-provisioner's Value() does.
- *  Suffixes: Ki Mi Gi Ti Pi Ei, k M G T P E, m (milli), or a decimal exponent (e3 / E3).
- *  InvalidArgument for anything else, negative values, or values above 2^63-1. */
+/** Parses a Kubernetes resource.Quantity ("10Gi", "500M", "1.5Gi", "1e3", "100m") to bytes,
+ *  exactly (128-bit arithmetic), rounding a fractional result UP to a whole byte as
+ *  Quantity.Value() and external-provisioner do. Suffixes: Ki Mi Gi Ti Pi Ei, n u m k M G T P E,
+ *  or a decimal exponent (e3 / E3). InvalidArgument for malformed or negative input, OutOfRange
+ *  above 2^64-1. The one quantity parser of carina: config, CSI, extender, k8s client, CLI. */
 absl::StatusOr<uint64_t> parseQuantityBytes(std::string_view text);
 
 }  // namespace carina::core

@@ -31,8 +31,12 @@ TEST_CASE("parseQuantityBytes", "[unit][core]") {
     REQUIRE(r.ok());
     CHECK(*r == c.out);
   }
-  for (std::string bad : {"", "Gi", "-1Gi", "10Gb", "1..2", "10 Gi", "1e99", "99999999Ei"}) {
+  for (std::string bad : {"", "Gi", "-1Gi", "10Gb", "1..2", "10 Gi"}) {
     INFO(bad);
     CHECK(parseQuantityBytes(bad).status().code() == absl::StatusCode::kInvalidArgument);
+  }
+  for (std::string big : {"1e99", "99999999Ei"}) {
+    INFO(big);
+    CHECK(parseQuantityBytes(big).status().code() == absl::StatusCode::kOutOfRange);
   }
 }

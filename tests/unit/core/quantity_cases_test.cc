@@ -3,18 +3,18 @@
 
 #include <catch2/catch.hpp>
 
-#include "k8s-client/types.h"
+#include "agent/core/quantity.h"
 
 namespace {
 
-using carina::k8s::parseQuantity;
+using carina::core::parseQuantityBytes;
 
 struct Case {
   std::string text;
   uint64_t bytes;
 };
 
-TEST_CASE("parseQuantity converts Kubernetes quantities to bytes exactly", "[unit][k8s]") {
+TEST_CASE("parseQuantityBytes converts Kubernetes quantities to bytes exactly", "[unit][core]") {
   const std::vector<Case> cases = {
       {"0", 0},
       {"1", 1},
@@ -54,18 +54,18 @@ TEST_CASE("parseQuantity converts Kubernetes quantities to bytes exactly", "[uni
   };
   for (const auto& c : cases) {
     SECTION(c.text) {
-      auto got = parseQuantity(c.text);
+      auto got = parseQuantityBytes(c.text);
       REQUIRE(got.ok());
       CHECK(*got == c.bytes);
     }
   }
 }
 
-TEST_CASE("parseQuantity rejects malformed, negative and overflowing input", "[unit][k8s]") {
+TEST_CASE("parseQuantityBytes rejects malformed, negative and overflowing input", "[unit][core]") {
   for (const std::string bad : {"", "Gi", "abc", "10GB", "10gi", "1..5", "1e", "1e+", "1eX",
                                 "10 Gi", "-1", "-1Gi", "1.5.5", "0x10", "1Gi ", " 1"}) {
     SECTION("invalid: '" + bad + "'") {
-      auto got = parseQuantity(bad);
+      auto got = parseQuantityBytes(bad);
       REQUIRE_FALSE(got.ok());
       CHECK(got.status().code() == absl::StatusCode::kInvalidArgument);
     }
@@ -73,7 +73,7 @@ TEST_CASE("parseQuantity rejects malformed, negative and overflowing input", "[u
   for (const std::string big :
        {"16Ei", "18446744073709551616", "1e20", "99999999999999999999999Ki"}) {
     SECTION("too large: " + big) {
-      auto got = parseQuantity(big);
+      auto got = parseQuantityBytes(big);
       REQUIRE_FALSE(got.ok());
       CHECK(got.status().code() == absl::StatusCode::kOutOfRange);
     }
