@@ -107,6 +107,11 @@ absl::StatusOr<VolumeParams> parseParameters(const std::map<std::string, std::st
                                           "\" is not a boolean (true or false)");
       }
       out.exclusive = out.exclusive || b;
+    } else if (key == kParamSchedulerStrategy) {
+      if (value != "binpack" && value != "spreadout") {
+        return absl::InvalidArgumentError("parameter " + key + ": \"" + value +
+                                          "\" is not binpack or spreadout");
+      }
     } else if (key.starts_with("carina.storage.io/")) {
       // A typo in our own namespace would otherwise be silently ignored.
       return absl::InvalidArgumentError("unknown parameter " + key);

@@ -24,6 +24,9 @@ inline constexpr std::string_view kParamDiskType = "carina.storage.io/disk-type"
 inline constexpr std::string_view kParamDiskGroup = "carina.storage.io/disk-group-name";
 inline constexpr std::string_view kParamExclusive = "carina.storage.io/exclusivity-disk";
 inline constexpr std::string_view kParamExclusiveCarina = "carina.storage.io/exclusively-raw-disk";
+/** Scheduling only (read by the extender); accepted and validated here because
+ *  external-provisioner forwards every StorageClass parameter to CreateVolume. */
+inline constexpr std::string_view kParamSchedulerStrategy = "carina.storage.io/scheduler-strategy";
 
 // volume_context keys returned by CreateVolume and read back by the node calls.
 inline constexpr std::string_view kCtxGroup = "carina.storage.io/group";

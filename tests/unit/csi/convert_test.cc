@@ -81,6 +81,10 @@ TEST_CASE("parseParameters reads Carina's StorageClass parameters", "[unit][csi]
   CHECK(carina->group == "ssd");
   CHECK(parseParameters({{"carina.storage.io/exclusivity-disk", "yes"}}).status().code() ==
         absl::StatusCode::kInvalidArgument);
+  // The extender's per-StorageClass strategy reaches CreateVolume too: accepted, validated.
+  CHECK(parseParameters({{"carina.storage.io/scheduler-strategy", "spreadout"}}).ok());
+  CHECK(parseParameters({{"carina.storage.io/scheduler-strategy", "fast"}}).status().code() ==
+        absl::StatusCode::kInvalidArgument);
   CHECK(parseParameters({{"csi.storage.k8s.io/fstype", "btrfs"}}).status().code() ==
         absl::StatusCode::kInvalidArgument);
   CHECK(parseParameters({{"carina.storage.io/disk-typo", "x"}}).status().code() ==
