@@ -14,6 +14,7 @@
 
 #include <absl/status/statusor.h>
 
+#include "agent/core/json_string.h"
 #include "extender/cluster_view.h"
 #include "extender/scoring.h"
 
@@ -57,8 +58,8 @@ std::string renderFilterError(std::string_view message);
  *  nodes score 0. */
 std::string renderHostPriorities(const std::vector<NodeVerdict>& verdicts);
 
-/** Writes @p s as a JSON string literal (with quotes) to @p out. */
-void appendJsonString(std::string& out, std::string_view s);
+/** Writes @p s as a JSON string literal (with quotes) to @p out (the one in agent/core). */
+using core::appendJsonString;
 
 /** A complete answer to one extender HTTP request. */
 struct ApiReply {

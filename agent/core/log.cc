@@ -8,8 +8,12 @@
 #include <memory>
 #include <mutex>
 
+#include "agent/core/json_string.h"
+
 namespace carina::log {
 namespace {
+
+using core::appendJsonString;
 
 struct Registry {
   std::mutex mu;
@@ -41,38 +45,6 @@ std::string_view levelName(Level level) {
       return "off";
   }
   return "info";
-}
-
-void appendJsonString(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned>(c));
-          out += buf;
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
 }
 
 void appendTextValue(std::string& out, std::string_view s) {
