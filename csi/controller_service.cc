@@ -8,6 +8,7 @@
 #include "agent/os/mounter.h"
 #include "agent/storage/volume_backend.h"
 #include "csi.grpc.pb.h"
+#include "csi/device_probe.h"
 #include "csi/service_internal.h"
 
 namespace carina::csi {
@@ -68,7 +69,8 @@ public:
 private:
   /**
    * Idempotent by name: the same name with compatible arguments returns the same volume (the
-   * backend compares group, exclusivity and size range); incompatible → ALREADY_EXISTS.
+   * backend compares group, exclusivity and size range; the device's content is compared with
+   * the requested fs type); incompatible → ALREADY_EXISTS.
    * A topology requirement this node cannot serve → RESOURCE_EXHAUSTED (the provisioner then
    * reschedules); unsupported capacity_range → OUT_OF_RANGE.
    */
@@ -94,8 +96,31 @@ private:
                       {"group", plan->spec.group},
                       {"num_secrets", req->secrets_size()}});
     auto& backend = c_->deps.backend;
+    auto& runner = c_->deps.runner;
     const storage::VolumeSpec spec = plan->spec;
-    auto work = [&] { return backend.createVolume(spec); };  // named: see agent/core/blocking.h
+    const std::string fs_type = plan->fs_type;
+    const auto timeout = c_->options().command_timeout;
+    auto work = [&]() -> absl::StatusOr<storage::Volume> {
+      const bool existed = backend.findVolume(id).has_value();
+      auto created = backend.createVolume(spec);  // compares group, exclusivity, size range
+      if (!created.ok() || !existed || fs_type.empty()) {
+        return created;
+      }
+      // A repeat for a volume that exists: the fs type is not recorded on disk, but a volume
+      // that was formatted (staged) already shows it. Another filesystem, or content a mount
+      // request would refuse to format, means the request is not the one that created it.
+      // (Block requests are not judged: users may write any content to a block volume.)
+      auto content = probeDeviceContent(runner, created->device, timeout);
+      if (!content.ok()) {
+        return annotate(content.status(), "checking the existing volume's content");
+      }
+      if (!content->blank() && (content->type != fs_type || !content->pttype.empty())) {
+        return absl::AlreadyExistsError("volume " + req->name() + " exists (" + created->id +
+                                        ") and holds " + content->describe() +
+                                        "; this request asks for " + fs_type);
+      }
+      return created;
+    };  // named: see agent/core/blocking.h
     auto vol = co_await runBlocking(c_->deps.blocking, work);
     if (!vol.ok()) {
       co_return annotate(vol.status(), "creating volume " + req->name());

@@ -18,6 +18,7 @@
 #include "agent/os/mounter.h"
 #include "agent/storage/volume_backend.h"
 #include "csi.grpc.pb.h"
+#include "csi/device_probe.h"
 #include "csi/service_internal.h"
 
 namespace carina::csi {
@@ -35,40 +36,6 @@ bool sameDevice(const std::string& a, const std::string& b) {
   }
   std::error_code ec;
   return fs::equivalent(a, b, ec) && !ec;
-}
-
-/** The tool's diagnostics on one line: its non-empty output lines joined with "; ", without
- *  the version banner some tools print first ("resize2fs 1.47.0 (5-Feb-2023)"), at most 400
- *  bytes. */
-std::string diagnostics(std::string_view text, const std::string& tool) {
-  std::string out;
-  while (!text.empty()) {
-    const size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-    while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) {
-      line.remove_suffix(1);
-    }
-    if (line.empty() || (line.starts_with(tool + " ") && line.find(':') == std::string::npos)) {
-      continue;
-    }
-    if (!out.empty()) {
-      out += "; ";
-    }
-    out += line;
-  }
-  if (out.size() > 400) {
-    out.resize(400);
-  }
-  return out;
-}
-
-std::string commandError(const std::vector<std::string>& argv, const os::CommandResult& r) {
-  std::string what = argv[0];
-  const std::string detail =
-      diagnostics(r.stderr_text.empty() ? r.stdout_text : r.stderr_text, what);
-  return what + " exited with " + std::to_string(r.exit_code) +
-         (detail.empty() ? "" : ": " + detail);
 }
 
 /** Symlinks must not lead a path out of the kubelet directory. */
@@ -413,31 +380,15 @@ private:
   /** true when the device carries no signature at all; error when it carries something other
    *  than a @p fs_type filesystem (never reformatted). */
   absl::StatusOr<bool> probeBlank(const std::string& device, const std::string& fs_type) {
-    const std::vector<std::string> argv = {"blkid", "-p", "-o", "export", device};
-    CARINA_ASSIGN_OR_RETURN(auto r, runner_.run(argv, timeout_));
-    if (r.exit_code == 2) {
-      return true;  // blkid -p: no signature found
-    }
-    if (r.exit_code != 0) {
-      return absl::InternalError("probing " + device + ": " + commandError(argv, r));
-    }
-    // On a partition, blkid -p also reports the partition's own GPT entry (PART_ENTRY_*): that
-    // is not content. Only a TYPE (filesystem, RAID, LVM, swap, ...) or a PTTYPE (a nested
-    // partition table) means the device is in use.
-    auto tags = parseBlkidExport(r.stdout_text);
-    if (tags.count("TYPE") == 0 && tags.count("PTTYPE") == 0) {
+    CARINA_ASSIGN_OR_RETURN(DeviceContent content, probeDeviceContent(runner_, device, timeout_));
+    if (content.blank()) {
       return true;
     }
-    auto type = tags.find("TYPE");
-    if (type != tags.end() && type->second == fs_type) {
+    if (content.type == fs_type && content.pttype.empty()) {
       return false;  // our filesystem from an earlier stage: mount it as it is
     }
-    std::string found = type != tags.end() ? "a " + type->second + " filesystem" : "a signature";
-    if (auto pt = tags.find("PTTYPE"); pt != tags.end()) {
-      found = "a " + pt->second + " partition table";
-    }
-    return absl::FailedPreconditionError("device " + device + " already carries " + found +
-                                         ", expected blank or " + fs_type +
+    return absl::FailedPreconditionError("device " + device + " already carries " +
+                                         content.describe() + ", expected blank or " + fs_type +
                                          "; it is never reformatted");
   }
 

@@ -150,6 +150,19 @@ void filesystemLifecycle(LoopFixture& f, LoopDevice& loop, const std::string& fs
   REQUIRE(f.stage(vol, staging, cap).ok());
   CHECK(blkidType(loop.devnode()) == fs);
   REQUIRE(f.stage(vol, staging, cap).ok());  // idempotent
+  {
+    // The formatted volume now shows its fs type: a repeat CreateVolume asking for the other
+    // one is refused, the same one still succeeds.
+    v1::CreateVolumeResponse again;
+    const auto size = static_cast<int64_t>(bytes);
+    CHECK(call(*f.h.controller, &v1::Controller::Stub::CreateVolume,
+               createRequest("pvc-" + fs, size, cap), &again)
+              .ok());
+    const std::string other = fs == "xfs" ? "ext4" : "xfs";
+    auto st = call(*f.h.controller, &v1::Controller::Stub::CreateVolume,
+                   createRequest("pvc-" + fs, size, mountCap(other)), &again);
+    CHECK(st.error_code() == StatusCode::ALREADY_EXISTS);
+  }
   REQUIRE(f.publish(vol, staging, target, cap).ok());
   REQUIRE(f.publish(vol, staging, target, cap).ok());  // idempotent
   { std::ofstream(target + "/hello.txt") << "carina " << fs; }

@@ -192,6 +192,37 @@ TEST_CASE("CreateVolume: idempotent by name, context and topology", "[unit][csi]
   CHECK(st.error_code() == StatusCode::ALREADY_EXISTS);
 }
 
+TEST_CASE("CreateVolume: a repeat asking for another filesystem is ALREADY_EXISTS", "[unit][csi]") {
+  Fixture f;
+  const int64_t size = 512 * static_cast<int64_t>(kMiB);  // xfs needs >= 300 MiB
+  auto first = f.create("pvc-fs", mountCap("ext4"), size);
+  auto vol = f.backend.findVolume(first.volume_id());
+  REQUIRE(vol.has_value());
+  v1::CreateVolumeResponse again;
+  // Not formatted yet: any fs type is compatible (nothing can be lost).
+  CHECK(call(*f.h.controller, &v1::Controller::Stub::CreateVolume,
+             createRequest("pvc-fs", size, mountCap("xfs")), &again)
+            .ok());
+  // Staged once as ext4: ext4 repeats succeed, xfs is refused, block is not judged.
+  f.runner.setFilesystem(vol->device, "ext4");
+  CHECK(call(*f.h.controller, &v1::Controller::Stub::CreateVolume,
+             createRequest("pvc-fs", size, mountCap("ext4")), &again)
+            .ok());
+  auto st = call(*f.h.controller, &v1::Controller::Stub::CreateVolume,
+                 createRequest("pvc-fs", size, mountCap("xfs")), &again);
+  CHECK(st.error_code() == StatusCode::ALREADY_EXISTS);
+  CHECK_THAT(st.error_message(), Catch::Contains("ext4") && Catch::Contains("xfs"));
+  CHECK(call(*f.h.controller, &v1::Controller::Stub::CreateVolume,
+             createRequest("pvc-fs", size, blockCap()), &again)
+            .ok());
+  // A probe that fails is an error, not a silent success.
+  f.runner.onError("blkid", absl::UnavailableError("blkid vanished"));
+  st = call(*f.h.controller, &v1::Controller::Stub::CreateVolume,
+            createRequest("pvc-fs", size, mountCap("ext4")), &again);
+  CHECK_FALSE(st.ok());
+  CHECK(f.backend.listVolumes().size() == 1);
+}
+
 TEST_CASE("CreateVolume: the spec's error codes", "[unit][csi]") {
   Fixture f;
   v1::CreateVolumeResponse resp;
