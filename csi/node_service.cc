@@ -447,7 +447,7 @@ public:
                                              const ::csi::v1::NodeExpandVolumeRequest* req,
                                              ::csi::v1::NodeExpandVolumeResponse* resp) override {
     return dispatch(*c_, ctx, "NodeExpandVolume", req->volume_id(),
-                    expand(req, resp, c_->timeoutFor(ctx)));
+                    observeExpand(*c_, req->volume_id(), expand(req, resp, c_->timeoutFor(ctx))));
   }
   grpc::ServerUnaryReactor* NodeGetCapabilities(
       grpc::CallbackServerContext* ctx, const ::csi::v1::NodeGetCapabilitiesRequest* /*req*/,

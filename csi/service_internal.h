@@ -67,6 +67,23 @@ inline void logOutcome(const ServiceContext& c, std::string_view method, const s
                    {"message", toStd(status.message())}});
 }
 
+/** A busy answer (another operation holds the volume): not an outcome worth reporting. */
+inline bool isBusy(const absl::Status& st) { return st.code() == absl::StatusCode::kAborted; }
+
+/** Runs an expansion and tells the observer (if any) how it ended. */
+inline Task<absl::Status> observeExpand(ServiceContext& c, std::string volume_id,
+                                        Task<absl::Status> expansion) {
+  absl::Status st = co_await std::move(expansion);
+  if (VolumeObserver* o = c.deps.observer; o != nullptr && !isBusy(st)) {
+    if (st.ok()) {
+      o->volumeExpanded(volume_id);
+    } else {
+      o->expandFailed(volume_id, st);
+    }
+  }
+  co_return st;
+}
+
 /** Runs @p task (a Task<absl::Status> that fills the response) on the agent executor and
  *  finishes the call with its status. */
 inline grpc::ServerUnaryReactor* dispatch(ServiceContext& c, grpc::CallbackServerContext* ctx,

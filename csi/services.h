@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -55,6 +56,25 @@ std::string_view buildVersion();
 /** True once the agent can serve requests (first disk scan done). Called on gRPC threads. */
 using ReadinessFn = std::function<bool()>;
 
+/** Told about volume lifecycle outcomes (cluster mode records LogicVolumes and posts Kubernetes
+ *  Events from them). Called on the agent executor when a call ends; must return quickly and
+ *  never block. Busy answers (ABORTED) are not reported. */
+class VolumeObserver {
+public:
+  virtual ~VolumeObserver() = default;
+  /** CreateVolume succeeded (also for an idempotent repeat). @p parameters are the request's
+   *  (external-provisioner adds csi.storage.k8s.io/pvc/{name,namespace}). */
+  virtual void volumeCreated(const std::string& volume_id, const std::string& name,
+                             const std::map<std::string, std::string>& parameters) = 0;
+  virtual void createFailed(const std::string& name,
+                            const std::map<std::string, std::string>& parameters,
+                            const absl::Status& status) = 0;
+  virtual void volumeDeleted(const std::string& volume_id) = 0;
+  /** ControllerExpandVolume or NodeExpandVolume succeeded / failed for @p volume_id. */
+  virtual void volumeExpanded(const std::string& volume_id) = 0;
+  virtual void expandFailed(const std::string& volume_id, const absl::Status& status) = 0;
+};
+
 /** Everything the services use. All references must outlive the services. */
 struct ServiceDeps {
   ServiceOptions options;
@@ -64,6 +84,7 @@ struct ServiceDeps {
   Executor executor;                   // handlers run here (the agent executor)
   boost::asio::thread_pool& blocking;  // blocking work (engine, mount, mkfs) runs here
   ReadinessFn ready;
+  VolumeObserver* observer = nullptr;  // optional (cluster mode)
 };
 
 /** Shared state of the three services (options, locks); opaque outside csi/. */

@@ -34,7 +34,7 @@ public:
   CsiHarness(
       storage::VolumeBackend& backend, os::Mounter& mounter, os::CommandRunner& runner,
       const std::function<void(csi::ServiceOptions&)>& tweak = {},
-      csi::ReadinessFn ready = [] { return true; })
+      csi::ReadinessFn ready = [] { return true; }, csi::VolumeObserver* observer = nullptr)
       : work_(boost::asio::make_work_guard(io_)) {
     kubelet_ = dir_.file("kubelet");
     std::filesystem::create_directories(kubelet_ + "/plugins");
@@ -50,8 +50,8 @@ public:
     if (tweak) {
       tweak(opts);
     }
-    auto server = csi::CsiServer::start(
-        csi::ServiceDeps{opts, backend, mounter, runner, io_.get_executor(), pool_, ready});
+    auto server = csi::CsiServer::start(csi::ServiceDeps{
+        opts, backend, mounter, runner, io_.get_executor(), pool_, ready, observer});
     if (!server.ok()) {
       stop();
       FAIL("CsiServer::start: " << server.status().ToString());

@@ -32,11 +32,43 @@ namespace {
 using AccessMode = v1::VolumeCapability::AccessMode;
 using grpc::StatusCode;
 
+/** Records what the services report to the VolumeObserver, one line per outcome. */
+class RecordingObserver : public csi::VolumeObserver {
+public:
+  void volumeCreated(const std::string& id, const std::string& name,
+                     const std::map<std::string, std::string>& params) override {
+    auto pvc = params.find("csi.storage.k8s.io/pvc/name");
+    add("created " + id + " " + name + (pvc == params.end() ? "" : " pvc=" + pvc->second));
+  }
+  void createFailed(const std::string& name, const std::map<std::string, std::string>&,
+                    const absl::Status& st) override {
+    add("create-failed " + name + " " + absl::StatusCodeToString(st.code()));
+  }
+  void volumeDeleted(const std::string& id) override { add("deleted " + id); }
+  void volumeExpanded(const std::string& id) override { add("expanded " + id); }
+  void expandFailed(const std::string& id, const absl::Status& st) override {
+    add("expand-failed " + id + " " + absl::StatusCodeToString(st.code()));
+  }
+  std::vector<std::string> lines() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return lines_;
+  }
+
+private:
+  void add(std::string line) {
+    std::lock_guard<std::mutex> lock(mu_);
+    lines_.push_back(std::move(line));
+  }
+  mutable std::mutex mu_;
+  std::vector<std::string> lines_;
+};
+
 struct Fixture {
   explicit Fixture(
       const std::function<void(csi::ServiceOptions&)>& tweak = {},
       csi::ReadinessFn ready = [] { return true; })
-      : backend({{"ssd", 10 * kGiB}}), h(backend, mounter, runner, tweak, std::move(ready)) {}
+      : backend({{"ssd", 10 * kGiB}}),
+        h(backend, mounter, runner, tweak, std::move(ready), &observer) {}
 
   /** Creates a volume whose device the fake mounter knows. */
   v1::Volume create(const std::string& name, const v1::VolumeCapability& cap = mountCap("ext4"),
@@ -96,6 +128,7 @@ struct Fixture {
   FakeVolumeBackend backend;
   FakeMounter mounter;
   FakeCommandRunner runner;
+  RecordingObserver observer;
   CsiHarness h;
 };
 
@@ -358,6 +391,35 @@ TEST_CASE("ValidateVolumeCapabilities, ListVolumes, GetCapacity", "[unit][csi]")
   (*creq.mutable_parameters())["carina.storage.io/disk-group-name"] = "unknown";
   REQUIRE(call(*f.h.controller, &v1::Controller::Stub::GetCapacity, creq, &cresp).ok());
   CHECK(cresp.available_capacity() == 0);
+}
+
+TEST_CASE("The volume observer hears every outcome except busy answers", "[unit][csi]") {
+  Fixture f;
+  const int64_t size = 64 * static_cast<int64_t>(kMiB);
+  auto req = createRequest("pvc-obs", size, mountCap("ext4"));
+  (*req.mutable_parameters())["csi.storage.k8s.io/pvc/name"] = "data-0";
+  (*req.mutable_parameters())["csi.storage.k8s.io/pvc/namespace"] = "db";
+  f.backend.pushDevice("/dev/fakedisk-obs");
+  f.mounter.addDevice("/dev/fakedisk-obs", static_cast<uint64_t>(size));
+  v1::CreateVolumeResponse created;
+  REQUIRE(call(*f.h.controller, &v1::Controller::Stub::CreateVolume, req, &created).ok());
+  const std::string id = created.volume().volume_id();
+  auto bigger = createRequest("pvc-obs", 2 * size, mountCap("ext4"));
+  CHECK(call(*f.h.controller, &v1::Controller::Stub::CreateVolume, bigger, &created).error_code() ==
+        StatusCode::ALREADY_EXISTS);
+  v1::ControllerExpandVolumeRequest grow;
+  v1::ControllerExpandVolumeResponse grown;
+  grow.set_volume_id(id);
+  grow.mutable_capacity_range()->set_required_bytes(2 * size);
+  REQUIRE(call(*f.h.controller, &v1::Controller::Stub::ControllerExpandVolume, grow, &grown).ok());
+  grow.mutable_capacity_range()->set_required_bytes(1000 * kGiB);
+  CHECK_FALSE(
+      call(*f.h.controller, &v1::Controller::Stub::ControllerExpandVolume, grow, &grown).ok());
+  REQUIRE(f.deleteVolume(id).ok());
+  CHECK(f.observer.lines() ==
+        std::vector<std::string>{"created " + id + " pvc-obs pvc=data-0",
+                                 "create-failed pvc-obs ALREADY_EXISTS", "expanded " + id,
+                                 "expand-failed " + id + " RESOURCE_EXHAUSTED", "deleted " + id});
 }
 
 TEST_CASE("ControllerExpandVolume", "[unit][csi]") {
