@@ -13,13 +13,16 @@ namespace {
 constexpr const char* kUsage =
     "usage: carina-agent --config FILE [--standalone] [--node-name NAME]\n"
     "                    [--csi-endpoint unix:///PATH] [--http-listen HOST:PORT]\n"
-    "                    [--state-dir DIR] [--log-level trace|debug|info|warn|error]\n";
+    "                    [--state-dir DIR] [--log-level trace|debug|info|warn|error]\n"
+    "                    [--kubeconfig FILE]\n"
+    "Without --standalone (cluster mode) the API server is reached through the pod's service\n"
+    "account, or through --kubeconfig (config key kubernetes.kubeconfig).\n";
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string config_path;
   bool standalone = false;
-  std::string node_name, endpoint, listen, state_dir, log_level;
+  std::string node_name, endpoint, listen, state_dir, log_level, kubeconfig;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&](std::string& out) {
@@ -43,6 +46,8 @@ int main(int argc, char** argv) {
       value(state_dir);
     } else if (arg == "--log-level") {
       value(log_level);
+    } else if (arg == "--kubeconfig") {
+      value(kubeconfig);
     } else if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
@@ -67,6 +72,7 @@ int main(int argc, char** argv) {
   if (!listen.empty()) config->extender.listen = listen;
   if (!state_dir.empty()) config->state_dir = state_dir;
   if (!log_level.empty()) config->logging.level = log_level;
+  if (!kubeconfig.empty()) config->kubernetes.kubeconfig = kubeconfig;
   config->config_path = config_path;
   return carina::app::run(*config);
 }

@@ -32,18 +32,6 @@ absl::Status checkMountFlag(const std::string& flag) {
   return absl::OkStatus();
 }
 
-bool parseBool(const std::string& s, bool& out) {
-  if (s == "true" || s == "True" || s == "TRUE") {
-    out = true;
-    return true;
-  }
-  if (s == "false" || s == "False" || s == "FALSE" || s.empty()) {
-    out = false;
-    return true;
-  }
-  return false;
-}
-
 }  // namespace
 
 absl::StatusOr<Capability> checkCapability(const ::csi::v1::VolumeCapability& cap,
@@ -86,44 +74,14 @@ absl::StatusOr<Capability> checkCapability(const ::csi::v1::VolumeCapability& ca
 }
 
 absl::StatusOr<VolumeParams> parseParameters(const std::map<std::string, std::string>& params) {
+  absl::StatusOr<storage::ClassParams> parsed = storage::parseClassParams(params);
+  if (!parsed.ok()) {
+    return parsed.status();
+  }
   VolumeParams out;
-  std::string disk_type;
-  std::string group_name;
-  for (const auto& [key, value] : params) {
-    if (key == kParamFsType) {
-      if (!value.empty() && !supportedFs(value)) {
-        return absl::InvalidArgumentError("parameter " + key + ": \"" + value +
-                                          "\" is not supported (ext4 or xfs)");
-      }
-      out.fs_type = value;
-    } else if (key == kParamDiskType) {
-      disk_type = value;
-    } else if (key == kParamDiskGroup) {
-      group_name = value;
-    } else if (key == kParamExclusive || key == kParamExclusiveCarina) {
-      bool b = false;
-      if (!parseBool(value, b)) {
-        return absl::InvalidArgumentError("parameter " + key + ": \"" + value +
-                                          "\" is not a boolean (true or false)");
-      }
-      out.exclusive = out.exclusive || b;
-    } else if (key == kParamSchedulerStrategy) {
-      if (value != "binpack" && value != "spreadout") {
-        return absl::InvalidArgumentError("parameter " + key + ": \"" + value +
-                                          "\" is not binpack or spreadout");
-      }
-    } else if (key.starts_with("carina.storage.io/")) {
-      // A typo in our own namespace would otherwise be silently ignored.
-      return absl::InvalidArgumentError("unknown parameter " + key);
-    }
-    // Other keys (csi.storage.k8s.io/pvc/name, ... from --extra-create-metadata) are ignored.
-  }
-  if (!disk_type.empty() && !group_name.empty() && disk_type != group_name) {
-    return absl::InvalidArgumentError(std::string("parameters ") + std::string(kParamDiskType) +
-                                      " and " + std::string(kParamDiskGroup) + " disagree (\"" +
-                                      disk_type + "\" vs \"" + group_name + "\")");
-  }
-  out.group = !group_name.empty() ? group_name : disk_type;
+  out.group = std::move(parsed->group);
+  out.exclusive = parsed->exclusive;
+  out.fs_type = std::move(parsed->fs_type);
   return out;
 }
 

@@ -13,20 +13,22 @@
 #include <absl/status/statusor.h>
 
 #include "agent/core/constants.h"
+#include "agent/storage/class_params.h"
 #include "agent/storage/volume_backend.h"
 #include "csi.pb.h"
 
 namespace carina::csi {
 
-// StorageClass parameters (Carina-compatible).
-inline constexpr std::string_view kParamFsType = "csi.storage.k8s.io/fstype";
-inline constexpr std::string_view kParamDiskType = "carina.storage.io/disk-type";
-inline constexpr std::string_view kParamDiskGroup = "carina.storage.io/disk-group-name";
-inline constexpr std::string_view kParamExclusive = "carina.storage.io/exclusivity-disk";
-inline constexpr std::string_view kParamExclusiveCarina = "carina.storage.io/exclusively-raw-disk";
+// StorageClass parameters (Carina-compatible): one parser, agent/storage/class_params.h, shared
+// with the scheduler extender.
+inline constexpr std::string_view kParamFsType = storage::kParamFsType;
+inline constexpr std::string_view kParamDiskType = storage::kParamDiskType;
+inline constexpr std::string_view kParamDiskGroup = storage::kParamDiskGroup;
+inline constexpr std::string_view kParamExclusive = storage::kParamExclusive;
+inline constexpr std::string_view kParamExclusiveCarina = storage::kParamExclusiveCarina;
 /** Scheduling only (read by the extender); accepted and validated here because
  *  external-provisioner forwards every StorageClass parameter to CreateVolume. */
-inline constexpr std::string_view kParamSchedulerStrategy = "carina.storage.io/scheduler-strategy";
+inline constexpr std::string_view kParamSchedulerStrategy = storage::kParamSchedulerStrategy;
 
 // volume_context keys returned by CreateVolume and read back by the node calls.
 inline constexpr std::string_view kCtxGroup = "carina.storage.io/group";
@@ -53,12 +55,13 @@ struct Capability {
 absl::StatusOr<Capability> checkCapability(const ::csi::v1::VolumeCapability& cap,
                                            absl::StatusCode unsupported);
 
-/** StorageClass parameters. */
+/** StorageClass parameters (the CreateVolume subset of storage::ClassParams). */
 struct VolumeParams {
   std::string group;  // "" = the node's only group
   bool exclusive = false;
   std::string fs_type;  // "" = not given
 };
+/** storage::parseClassParams(): the same rules and messages as the extender. */
 absl::StatusOr<VolumeParams> parseParameters(const std::map<std::string, std::string>& params);
 
 /** The fs type a set of capabilities and parameters asks for: the capabilities' fs_type (they

@@ -9,9 +9,12 @@
 #include <memory>
 #include <optional>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include <absl/container/flat_hash_map.h>
 
 #include "agent/core/config.h"
 #include "agent/storage/disk_types.h"
@@ -65,6 +68,13 @@ struct NodeSupply {
 
 using NodeSupplyPtr = std::shared_ptr<const NodeSupply>;
 
+/** What one evaluation needs of a node: its supply (nullptr = none) and the claims promised to
+ *  it (see ClusterView::promisedClaims). */
+struct NodeState {
+  NodeSupplyPtr supply;
+  std::vector<Claim> promised;
+};
+
 /** Read access to the cluster state the extender scores against. Every method is called from
  *  the HTTP io threads, concurrently, and must be thread-safe and non-blocking (answer from a
  *  cache). */
@@ -85,6 +95,12 @@ public:
    *  volume.kubernetes.io/selected-node == @p node. Any StorageClass (the extender keeps only
    *  carina's). */
   virtual std::vector<Claim> promisedClaims(const std::string& node) const = 0;
+  /** The names of every node the view has a supply for (sorted). */
+  virtual std::vector<std::string> nodeNames() const = 0;
+  /** nodeSupply() and promisedClaims() of each of @p nodes (same order) into @p out (resized to
+   *  nodes.size()): the per-request batch the extender uses. The default calls the two methods
+   *  per node; implementations may answer under one lock. */
+  virtual void nodeStates(std::span<const std::string> nodes, std::vector<NodeState>& out) const;
 };
 
 /** An in-memory ClusterView for tests and standalone mode. Thread-safe (a shared mutex); the
@@ -107,16 +123,50 @@ public:
   std::optional<Volume> volume(const std::string& name) const override;
   NodeSupplyPtr nodeSupply(const std::string& node) const override;
   std::vector<Claim> promisedClaims(const std::string& node) const override;
+  std::vector<std::string> nodeNames() const override;
+  void nodeStates(std::span<const std::string> nodes, std::vector<NodeState>& out) const override;
 
 private:
+  /** Per node: its supply and the keys of the claims promised to it (one lookup per node). */
+  struct NodeEntry {
+    NodeSupplyPtr supply;
+    std::vector<std::string> promised;  // claim keys "ns/name"
+  };
+
   void unindexLocked(const Claim& claim);
+  void promisedLocked(const NodeEntry& entry, std::vector<Claim>& out) const;
 
   mutable std::shared_mutex mu_;
-  std::unordered_map<std::string, Claim> claims_;                       // "ns/name"
-  std::unordered_map<std::string, std::vector<std::string>> promised_;  // node -> claim keys
+  // Flat maps: one probe, no modulo, keys inline (the per-node lookups of a 1,000-node request).
+  absl::flat_hash_map<std::string, Claim> claims_;  // "ns/name"
   std::unordered_map<std::string, StorageClass> classes_;
   std::unordered_map<std::string, Volume> volumes_;
-  std::unordered_map<std::string, NodeSupplyPtr> nodes_;
+  absl::flat_hash_map<std::string, NodeEntry> nodes_;  // an entry lives while it has either
+};
+
+/** A what-if view for `carinactl score`: claims and StorageClasses given here (not in the cluster
+ *  yet, or changed) win over the same ones of @p base; everything else (PVs, supplies, node names,
+ *  the other claims) comes from @p base. Promises are recomputed with the overlay claims: an
+ *  overlay claim replaces the base claim of the same ns/name. Not thread-safe to mutate; build it,
+ *  then read. @p base must outlive it. */
+class OverlayClusterView final : public ClusterView {
+public:
+  explicit OverlayClusterView(const ClusterView& base) : base_(base) {}
+
+  void addClaim(Claim claim);
+  void addStorageClass(StorageClass sc);
+
+  std::optional<Claim> claim(const std::string& ns, const std::string& name) const override;
+  std::optional<StorageClass> storageClass(const std::string& name) const override;
+  std::optional<Volume> volume(const std::string& name) const override;
+  NodeSupplyPtr nodeSupply(const std::string& node) const override;
+  std::vector<Claim> promisedClaims(const std::string& node) const override;
+  std::vector<std::string> nodeNames() const override;
+
+private:
+  const ClusterView& base_;
+  std::map<std::string, Claim> claims_;  // "ns/name"
+  std::map<std::string, StorageClass> classes_;
 };
 
 /** The supply of the local node from the disk inventory (standalone mode): RAW groups carry

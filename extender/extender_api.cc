@@ -131,6 +131,146 @@ absl::StatusOr<Pod> podFromJson(const json::value& v) {
   return pod;
 }
 
+/** A scalar as text: strings as they are, numbers and booleans spelled out (YAML files often
+ *  carry `exclusivity-disk: true` unquoted). */
+absl::StatusOr<std::string> scalarText(const json::value& v, const std::string& path) {
+  if (v.is_string()) {
+    return std::string(sv(v.get_string()));
+  }
+  if (v.is_bool()) {
+    return std::string(v.get_bool() ? "true" : "false");
+  }
+  if (v.is_int64()) {
+    return std::to_string(v.get_int64());
+  }
+  if (v.is_uint64()) {
+    return std::to_string(v.get_uint64());
+  }
+  return absl::InvalidArgumentError(path + ": expected a string");
+}
+
+absl::StatusOr<uint64_t> quantityOf(const json::value& v, const std::string& path) {
+  if (v.is_string()) {
+    absl::StatusOr<uint64_t> bytes = core::parseQuantityBytes(sv(v.get_string()));
+    if (!bytes.ok()) {
+      return absl::InvalidArgumentError(path + ": " + std::string(bytes.status().message()));
+    }
+    return *bytes;
+  }
+  if (v.is_int64() && v.get_int64() >= 0) {
+    return static_cast<uint64_t>(v.get_int64());
+  }
+  if (v.is_uint64()) {
+    return v.get_uint64();
+  }
+  return absl::InvalidArgumentError(path + ": bad quantity");
+}
+
+absl::StatusOr<Claim> claimFromJson(const json::value& v, const std::string& path,
+                                    const std::string& default_ns) {
+  const json::object* obj = v.if_object();
+  if (obj == nullptr) {
+    return absl::InvalidArgumentError(path + ": expected a PersistentVolumeClaim object");
+  }
+  Claim c;
+  const json::object* meta = memberObject(*obj, "metadata");
+  if (meta == nullptr) {
+    return absl::InvalidArgumentError(path + ".metadata: required");
+  }
+  CARINA_ASSIGN_OR_RETURN(c.name, memberString(*meta, "name", path + ".metadata"));
+  if (c.name.empty()) {
+    return absl::InvalidArgumentError(path + ".metadata.name: required");
+  }
+  CARINA_ASSIGN_OR_RETURN(c.ns, memberString(*meta, "namespace", path + ".metadata"));
+  if (c.ns.empty()) {
+    c.ns = default_ns;
+  }
+  if (const json::object* ann = memberObject(*meta, "annotations"); ann != nullptr) {
+    if (const json::value* sel =
+            ann->if_contains(json::string_view(kAnnSelectedNode.data(), kAnnSelectedNode.size()));
+        sel != nullptr && !sel->is_null()) {
+      CARINA_ASSIGN_OR_RETURN(
+          c.selected_node,
+          scalarText(*sel, path + ".metadata.annotations[" + std::string(kAnnSelectedNode) + "]"));
+    }
+  }
+  if (const json::value* owners = member(*meta, "ownerReferences");
+      owners != nullptr && owners->is_array()) {
+    for (const json::value& o : owners->get_array()) {
+      const json::object* ref = o.if_object();
+      const json::value* controller = ref != nullptr ? member(*ref, "controller") : nullptr;
+      if (controller != nullptr && controller->is_bool() && controller->get_bool()) {
+        CARINA_ASSIGN_OR_RETURN(c.owner_uid,
+                                memberString(*ref, "uid", path + ".metadata.ownerReferences[]"));
+      }
+    }
+  }
+  const json::object* spec = memberObject(*obj, "spec");
+  if (spec == nullptr) {
+    return absl::InvalidArgumentError(path + ".spec: required");
+  }
+  CARINA_ASSIGN_OR_RETURN(c.storage_class, memberString(*spec, "storageClassName", path + ".spec"));
+  CARINA_ASSIGN_OR_RETURN(c.volume_name, memberString(*spec, "volumeName", path + ".spec"));
+  const json::object* res = memberObject(*spec, "resources");
+  const json::object* req = res != nullptr ? memberObject(*res, "requests") : nullptr;
+  const json::value* storage = req != nullptr ? member(*req, "storage") : nullptr;
+  if (storage != nullptr && !storage->is_null()) {
+    CARINA_ASSIGN_OR_RETURN(c.request_bytes,
+                            quantityOf(*storage, path + ".spec.resources.requests.storage"));
+  }
+  return c;
+}
+
+absl::StatusOr<StorageClass> storageClassFromJson(const json::value& v, const std::string& path) {
+  const json::object* obj = v.if_object();
+  if (obj == nullptr) {
+    return absl::InvalidArgumentError(path + ": expected a StorageClass object");
+  }
+  StorageClass sc;
+  const json::object* meta = memberObject(*obj, "metadata");
+  if (meta == nullptr) {
+    return absl::InvalidArgumentError(path + ".metadata: required");
+  }
+  CARINA_ASSIGN_OR_RETURN(sc.name, memberString(*meta, "name", path + ".metadata"));
+  if (sc.name.empty()) {
+    return absl::InvalidArgumentError(path + ".metadata.name: required");
+  }
+  CARINA_ASSIGN_OR_RETURN(sc.provisioner, memberString(*obj, "provisioner", path));
+  if (sc.provisioner.empty()) {
+    return absl::InvalidArgumentError(path + ".provisioner: required");
+  }
+  if (const json::value* params = member(*obj, "parameters");
+      params != nullptr && !params->is_null()) {
+    const json::object* p = params->if_object();
+    if (p == nullptr) {
+      return absl::InvalidArgumentError(path + ".parameters: expected an object");
+    }
+    for (const auto& kv : *p) {
+      std::string key(sv(kv.key()));
+      CARINA_ASSIGN_OR_RETURN(std::string value,
+                              scalarText(kv.value(), path + ".parameters[" + key + "]"));
+      sc.parameters[key] = std::move(value);
+    }
+  }
+  return sc;
+}
+
+absl::StatusOr<json::value> parseJsonText(std::string_view text) {
+  boost::system::error_code ec;
+  json::parse_options opt;
+  opt.max_depth = 128;
+  json::value v;
+  try {
+    v = json::parse(json::string_view(text.data(), text.size()), ec, {}, opt);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(std::string("malformed JSON: ") + e.what());
+  }
+  if (ec) {
+    return absl::InvalidArgumentError("malformed JSON: " + ec.message());
+  }
+  return v;
+}
+
 // ---- A minimal skimmer over already validated JSON text, to find the exact source bytes of
 // the Nodes items (the nodeCacheCapable: false reply echoes them unmodified).
 
@@ -236,6 +376,20 @@ std::vector<Span> arrayElements(std::string_view s, Span arr) {
 
 std::string statusText(const absl::Status& st) { return std::string(st.message()); }
 
+/** appendJsonString with a fast path for the usual name that needs no escaping (node names are
+ *  DNS labels): one append instead of a character loop. */
+void appendJson(std::string& out, std::string_view s) {
+  for (char c : s) {
+    if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) {
+      appendJsonString(out, s);
+      return;
+    }
+  }
+  out.push_back('"');
+  out.append(s);
+  out.push_back('"');
+}
+
 }  // namespace
 
 std::vector<std::string> ExtenderArgs::candidates() const {
@@ -253,8 +407,12 @@ std::vector<std::string> ExtenderArgs::candidates() const {
 }
 
 absl::StatusOr<ExtenderArgs> parseExtenderArgs(std::string_view body) {
+  // One arena for the whole document: a stack buffer for the usual pod-and-a-few-names body,
+  // else one block sized from the body (1,000 node names parse without further allocations).
   unsigned char buf[16384];
-  json::monotonic_resource mr(buf, sizeof(buf));
+  json::monotonic_resource mr = body.size() * 3 <= sizeof(buf)
+                                    ? json::monotonic_resource(buf, sizeof(buf))
+                                    : json::monotonic_resource(body.size() * 3 + 4096);
   json::parse_options opt;
   opt.max_depth = 128;
   boost::system::error_code ec;
@@ -343,19 +501,18 @@ absl::StatusOr<ExtenderArgs> parseExtenderArgs(std::string_view body) {
 }
 
 absl::StatusOr<Pod> parsePodJson(std::string_view text) {
-  boost::system::error_code ec;
-  json::parse_options opt;
-  opt.max_depth = 128;
-  json::value v;
-  try {
-    v = json::parse(json::string_view(text.data(), text.size()), ec, {}, opt);
-  } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(std::string("malformed JSON: ") + e.what());
-  }
-  if (ec) {
-    return absl::InvalidArgumentError("malformed JSON: " + ec.message());
-  }
+  CARINA_ASSIGN_OR_RETURN(json::value v, parseJsonText(text));
   return podFromJson(v);
+}
+
+absl::StatusOr<Claim> parseClaimJson(std::string_view text, const std::string& default_ns) {
+  CARINA_ASSIGN_OR_RETURN(json::value v, parseJsonText(text));
+  return claimFromJson(v, "PersistentVolumeClaim", default_ns);
+}
+
+absl::StatusOr<StorageClass> parseStorageClassJson(std::string_view text) {
+  CARINA_ASSIGN_OR_RETURN(json::value v, parseJsonText(text));
+  return storageClassFromJson(v, "StorageClass");
 }
 
 std::string renderFilterResult(const ExtenderArgs& args, std::string_view body,
@@ -408,7 +565,7 @@ std::string renderFilterResult(const ExtenderArgs& args, std::string_view body,
         out.push_back(',');
       }
       first = false;
-      appendJsonString(out, v.node);
+      appendJson(out, v.node);
     }
     out.push_back(']');
   } else {
@@ -424,7 +581,7 @@ std::string renderFilterResult(const ExtenderArgs& args, std::string_view body,
       out.push_back(',');
     }
     first = false;
-    appendJsonString(out, v.node);
+    appendJson(out, v.node);
     out.push_back(':');
     appendJsonString(out, v.reason);
   }
@@ -452,9 +609,14 @@ std::string renderHostPriorities(const std::vector<NodeVerdict>& verdicts) {
     }
     first = false;
     out += "{\"Host\":";
-    appendJsonString(out, v.node);
+    appendJson(out, v.node);
     out += ",\"Score\":";
-    out += std::to_string(v.fits ? std::clamp(v.score, kMinScore, kMaxScore) : 0);
+    int score = v.fits ? std::clamp(v.score, kMinScore, kMaxScore) : 0;
+    if (score >= 10) {
+      out += "10";
+    } else {
+      out.push_back(static_cast<char>('0' + score));
+    }
     out.push_back('}');
   }
   out.push_back(']');
@@ -467,7 +629,11 @@ ApiReply handleFilter(std::string_view body, const ClusterView& view,
   if (!args.ok()) {
     return ApiReply{400, statusText(args.status())};
   }
-  std::vector<std::string> nodes = args->candidates();
+  std::vector<std::string> names;
+  if (!args->node_names) {
+    names = args->candidates();
+  }
+  const std::vector<std::string>& nodes = args->node_names ? *args->node_names : names;
   absl::StatusOr<std::vector<NodeVerdict>> verdicts = evaluatePod(args->pod, nodes, view, options);
   if (!verdicts.ok()) {
     return ApiReply{200, renderFilterError(statusText(verdicts.status()))};
@@ -481,19 +647,168 @@ ApiReply handlePrioritize(std::string_view body, const ClusterView& view,
   if (!args.ok()) {
     return ApiReply{400, statusText(args.status())};
   }
-  std::vector<std::string> nodes = args->candidates();
+  std::vector<std::string> names;
+  if (!args->node_names) {
+    names = args->candidates();
+  }
+  const std::vector<std::string>& nodes = args->node_names ? *args->node_names : names;
   absl::StatusOr<std::vector<NodeVerdict>> verdicts = evaluatePod(args->pod, nodes, view, options);
   if (!verdicts.ok()) {
     std::vector<NodeVerdict> zero;
     zero.reserve(nodes.size());
-    for (std::string& n : nodes) {
+    for (const std::string& n : nodes) {
       NodeVerdict v;
-      v.node = std::move(n);
+      v.node = n;
       zero.push_back(std::move(v));
     }
     return ApiReply{200, renderHostPriorities(zero)};
   }
   return ApiReply{200, renderHostPriorities(*verdicts)};
+}
+
+namespace {
+
+/** A JSON array member of @p obj (absent or null = empty); InvalidArgument otherwise. */
+absl::StatusOr<const json::array*> arrayMember(const json::object& obj, std::string_view key) {
+  static const json::array kEmpty;
+  const json::value* v = member(obj, key);
+  if (v == nullptr || v->is_null()) {
+    return &kEmpty;
+  }
+  if (!v->is_array()) {
+    return absl::InvalidArgumentError(std::string(key) + ": expected an array");
+  }
+  return &v->get_array();
+}
+
+struct ScoreRequest {
+  Pod pod;
+  std::vector<Claim> claims;
+  std::vector<StorageClass> classes;
+  std::optional<std::vector<std::string>> nodes;
+};
+
+absl::StatusOr<ScoreRequest> parseScoreRequest(std::string_view body) {
+  CARINA_ASSIGN_OR_RETURN(json::value root, parseJsonText(body));
+  const json::object* top = root.if_object();
+  if (top == nullptr) {
+    return absl::InvalidArgumentError("score request: expected a JSON object");
+  }
+  ScoreRequest out;
+  const json::value* pod = member(*top, "pod");
+  if (pod == nullptr || pod->is_null()) {
+    return absl::InvalidArgumentError("score request: pod is missing");
+  }
+  CARINA_ASSIGN_OR_RETURN(out.pod, podFromJson(*pod));
+  CARINA_ASSIGN_OR_RETURN(const json::array* claims, arrayMember(*top, "claims"));
+  for (std::size_t i = 0; i < claims->size(); ++i) {
+    CARINA_ASSIGN_OR_RETURN(
+        Claim c, claimFromJson((*claims)[i], "claims[" + std::to_string(i) + "]", out.pod.ns));
+    out.claims.push_back(std::move(c));
+  }
+  CARINA_ASSIGN_OR_RETURN(const json::array* classes, arrayMember(*top, "storageClasses"));
+  for (std::size_t i = 0; i < classes->size(); ++i) {
+    CARINA_ASSIGN_OR_RETURN(
+        StorageClass sc,
+        storageClassFromJson((*classes)[i], "storageClasses[" + std::to_string(i) + "]"));
+    out.classes.push_back(std::move(sc));
+  }
+  if (const json::value* nodes = member(*top, "nodes"); nodes != nullptr && !nodes->is_null()) {
+    const json::array* arr = nodes->if_array();
+    if (arr == nullptr) {
+      return absl::InvalidArgumentError("nodes: expected an array of names");
+    }
+    std::vector<std::string> names;
+    for (const json::value& n : *arr) {
+      if (!n.is_string()) {
+        return absl::InvalidArgumentError("nodes: expected an array of names");
+      }
+      names.emplace_back(sv(n.get_string()));
+    }
+    out.nodes = std::move(names);
+  }
+  return out;
+}
+
+}  // namespace
+
+ApiReply handleScore(std::string_view body, const ClusterView& view,
+                     const ScoringOptions& options) {
+  absl::StatusOr<ScoreRequest> req = parseScoreRequest(body);
+  if (!req.ok()) {
+    return ApiReply{400, statusText(req.status())};
+  }
+  OverlayClusterView overlay(view);
+  for (Claim& c : req->claims) {
+    overlay.addClaim(std::move(c));
+  }
+  for (StorageClass& sc : req->classes) {
+    overlay.addStorageClass(std::move(sc));
+  }
+  std::vector<std::string> nodes = req->nodes ? *req->nodes : overlay.nodeNames();
+
+  std::string out = "{\"pod\":";
+  appendJsonString(out, req->pod.ns + "/" + req->pod.name);
+  out += ",\"defaultStrategy\":";
+  appendJsonString(out, strategyName(options.strategy));
+  absl::StatusOr<PodDemand> demand = resolveDemand(req->pod, overlay);
+  absl::StatusOr<std::vector<NodeVerdict>> verdicts =
+      demand.ok() ? evaluatePod(req->pod, nodes, overlay, options)
+                  : absl::StatusOr<std::vector<NodeVerdict>>(demand.status());
+  if (!verdicts.ok()) {
+    out += ",\"strategy\":";
+    appendJsonString(out, strategyName(options.strategy));
+    out += ",\"relevant\":false,\"volumes\":[],\"pins\":[],\"nodes\":[],\"error\":";
+    appendJsonString(out, statusText(verdicts.status()));
+    out += "}";
+    return ApiReply{200, std::move(out)};
+  }
+  core::SchedulerStrategy strategy = options.strategy;
+  for (const VolumeDemand& d : demand->volumes) {
+    if (d.strategy) {
+      strategy = *d.strategy;
+      break;
+    }
+  }
+  out += ",\"strategy\":";
+  appendJsonString(out, strategyName(strategy));
+  out += demand->relevant() ? ",\"relevant\":true" : ",\"relevant\":false";
+  out += ",\"volumes\":[";
+  for (std::size_t i = 0; i < demand->volumes.size(); ++i) {
+    const VolumeDemand& d = demand->volumes[i];
+    out += i == 0 ? "{\"claim\":" : ",{\"claim\":";
+    appendJsonString(out, d.claim);
+    out += ",\"storageClass\":";
+    appendJsonString(out, d.storage_class);
+    out += ",\"group\":";
+    appendJsonString(out, d.group);
+    out += ",\"bytes\":" + std::to_string(d.bytes);
+    out += d.exclusive ? ",\"exclusive\":true" : ",\"exclusive\":false";
+    out += ",\"strategy\":";  // the StorageClass override, "" = the default
+    appendJsonString(out, d.strategy ? strategyName(*d.strategy) : std::string_view());
+    out += "}";
+  }
+  out += "],\"pins\":[";
+  for (std::size_t i = 0; i < demand->pins.size(); ++i) {
+    out += i == 0 ? "{\"node\":" : ",{\"node\":";
+    appendJsonString(out, demand->pins[i].first);
+    out += ",\"claim\":";
+    appendJsonString(out, demand->pins[i].second);
+    out += "}";
+  }
+  out += "],\"nodes\":[";
+  for (std::size_t i = 0; i < verdicts->size(); ++i) {
+    const NodeVerdict& v = (*verdicts)[i];
+    out += i == 0 ? "{\"node\":" : ",{\"node\":";
+    appendJsonString(out, v.node);
+    out += v.fits ? ",\"fits\":true" : ",\"fits\":false";
+    out += ",\"reason\":";
+    appendJsonString(out, v.reason);
+    out += ",\"score\":" + std::to_string(v.fits ? std::clamp(v.score, kMinScore, kMaxScore) : 0);
+    out += "}";
+  }
+  out += "],\"error\":\"\"}";
+  return ApiReply{200, std::move(out)};
 }
 
 }  // namespace carina::extender

@@ -75,4 +75,24 @@ ApiReply handleFilter(std::string_view body, const ClusterView& view,
 ApiReply handlePrioritize(std::string_view body, const ClusterView& view,
                           const ScoringOptions& options);
 
+/** `carinactl score` (POST /debug/score). The request is a JSON object:
+ *    {"pod": v1.Pod, "claims": [v1.PersistentVolumeClaim...], "storageClasses":
+ * [v1.StorageClass...], "nodes": ["name", ...]} where only "pod" is required. The pod is judged
+ * with evaluatePod() against @p view with the given claims and classes overlaid
+ * (OverlayClusterView: they win over the cluster's), on "nodes" or else every node the view has a
+ * supply for (ClusterView::nodeNames()). Reply (200):
+ *    {"pod":"ns/name","strategy":"binpack","defaultStrategy":"binpack","relevant":true,
+ *     "volumes":[{"claim","storageClass","group","bytes","exclusive","strategy"}],"pins":[{"node","claim"}],
+ *     "nodes":[{"node","fits","reason","score"}],"error":""}
+ *  "strategy" is the effective one (the first StorageClass override, else the default; each
+ *  group uses the override of its first volume that has one, see evaluateNode()). A pod
+ *  that cannot be judged (claim or class unknown, bad parameter) gets 200 with "error" set and no
+ *  nodes; a malformed request gets 400 with a message naming the field. */
+ApiReply handleScore(std::string_view body, const ClusterView& view, const ScoringOptions& options);
+
+/** Claim and StorageClass from their Kubernetes JSON (carinactl score's overlay). A claim
+ *  without a namespace gets @p default_ns. InvalidArgument naming @p path and the field. */
+absl::StatusOr<Claim> parseClaimJson(std::string_view json, const std::string& default_ns);
+absl::StatusOr<StorageClass> parseStorageClassJson(std::string_view json);
+
 }  // namespace carina::extender

@@ -89,6 +89,15 @@ HttpResponse ExtenderService::prioritize(const HttpRequest& req) const {
   return out;
 }
 
+HttpResponse ExtenderService::score(const HttpRequest& req) const {
+  ApiReply r = handleScore(req.body, view_, ScoringOptions{strategy_.get()});
+  if (r.status != 200) {
+    CARINA_LOG_INFO(logger(), "bad score request", {{"status", r.status}, {"error", r.body}});
+  }
+  return HttpResponse{
+      r.status, r.status == 200 ? "application/json" : "text/plain", std::move(r.body), {}};
+}
+
 void ExtenderService::registerRoutes(HttpServer& server, bool with_healthz) {
   if (!config_.filter_verb.empty()) {
     server.route("POST", filterPath(), [this](const HttpRequest& r) { return filter(r); });
@@ -96,6 +105,7 @@ void ExtenderService::registerRoutes(HttpServer& server, bool with_healthz) {
   if (!config_.prioritize_verb.empty()) {
     server.route("POST", prioritizePath(), [this](const HttpRequest& r) { return prioritize(r); });
   }
+  server.route("POST", std::string(kScorePath), [this](const HttpRequest& r) { return score(r); });
   if (with_healthz) {
     server.route("GET", "/healthz", [](const HttpRequest&) {
       return HttpResponse{200, "text/plain", "ok\n", {}};

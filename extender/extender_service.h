@@ -24,12 +24,17 @@ public:
   void setStrategy(core::SchedulerStrategy strategy) { strategy_.set(strategy); }
   core::SchedulerStrategy strategy() const { return strategy_.get(); }
 
-  /** Registers filter, prioritize and (unless @p with_healthz is false) GET /healthz. */
+  /** Registers filter, prioritize, POST /debug/score (carinactl score) and (unless
+   *  @p with_healthz is false) GET /healthz. */
   void registerRoutes(HttpServer& server, bool with_healthz = true);
 
   /** The two handlers, usable without a server. */
   HttpResponse filter(const HttpRequest& req) const;
   HttpResponse prioritize(const HttpRequest& req) const;
+  /** POST /debug/score: handleScore() with the current strategy. */
+  HttpResponse score(const HttpRequest& req) const;
+
+  static constexpr std::string_view kScorePath = "/debug/score";
 
   std::string filterPath() const;
   std::string prioritizePath() const;

@@ -17,53 +17,14 @@ constexpr uint64_t kLvmExtent = 4 * kMiB;
 
 uint64_t alignUpTo(uint64_t bytes, uint64_t unit) { return (bytes + unit - 1) / unit * unit; }
 
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           auto lower = [](char c) {
-             return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-           };
-           return lower(x) == lower(y);
-         });
-}
+using storage::ClassParams;
 
-const std::string* param(const StorageClass& sc, std::string_view key) {
-  auto it = sc.parameters.find(std::string(key));
-  return it == sc.parameters.end() ? nullptr : &it->second;
-}
-
-struct ClassParams {
-  std::string group;
-  bool exclusive = false;
-  std::optional<core::SchedulerStrategy> strategy;
-};
-
+/** The one StorageClass parameter parser (shared with CreateVolume), with the class named. */
 absl::StatusOr<ClassParams> classParams(const StorageClass& sc) {
-  ClassParams p;
-  if (const std::string* g = param(sc, kParamDiskGroup); g != nullptr && !g->empty()) {
-    p.group = *g;
-  } else if (const std::string* t = param(sc, kParamDiskType); t != nullptr) {
-    p.group = *t;
-  }
-  for (std::string_view key : {kParamExclusive, kParamExclusiveCarina}) {
-    const std::string* v = param(sc, key);
-    if (v == nullptr || v->empty()) {
-      continue;
-    }
-    if (equalsIgnoreCase(*v, "true")) {
-      p.exclusive = true;
-    } else if (!equalsIgnoreCase(*v, "false")) {
-      return absl::InvalidArgumentError("carina: StorageClass " + sc.name + ": parameter " +
-                                        std::string(key) + " must be true or false, not \"" + *v +
-                                        "\"");
-    }
-  }
-  if (const std::string* s = param(sc, kParamStrategy); s != nullptr && !s->empty()) {
-    p.strategy = parseStrategy(*s);
-    if (!p.strategy) {
-      return absl::InvalidArgumentError("carina: StorageClass " + sc.name + ": parameter " +
-                                        std::string(kParamStrategy) +
-                                        " must be binpack or spreadout, not \"" + *s + "\"");
-    }
+  absl::StatusOr<ClassParams> p = storage::parseClassParams(sc.parameters);
+  if (!p.ok()) {
+    return absl::Status(p.status().code(), "carina: StorageClass " + sc.name + ": " +
+                                               std::string(p.status().message()));
   }
   return p;
 }
@@ -79,7 +40,8 @@ NodeVerdict fail(const std::string& node, std::string reason) {
   return v;
 }
 
-/** One group of the node the pod uses, with its supply after promises. */
+/** One group of the node the pod uses, with its supply after promises. Reused across the nodes
+ *  of one request (the vectors keep their capacity). */
 struct GroupWork {
   const GroupSupply* supply = nullptr;
   std::vector<storage::DiskSpace> disks;  // RAW, only when promises are subtracted
@@ -87,15 +49,6 @@ struct GroupWork {
   std::vector<const VolumeDemand*> demands;
   std::vector<storage::Demand> promised;  // RAW promises, placed before the pod's demands
 };
-
-GroupWork* findWork(std::vector<GroupWork>& work, const std::string& name) {
-  for (GroupWork& w : work) {
-    if (w.supply->name == name) {
-      return &w;
-    }
-  }
-  return nullptr;
-}
 
 const GroupSupply* findGroup(const NodeSupply& supply, const std::string& name) {
   for (const GroupSupply& g : supply.groups) {
@@ -110,13 +63,22 @@ const GroupSupply* findGroup(const NodeSupply& supply, const std::string& name) 
  *  with the same best-fit functions; a promise that no longer fits is skipped (its CreateVolume
  *  will fail with RESOURCE_EXHAUSTED and the PVC be rescheduled). */
 void subtractPromises(GroupWork& w) {
-  std::stable_sort(w.promised.begin(), w.promised.end(),
-                   [](const storage::Demand& a, const storage::Demand& b) {
-                     if (a.exclusive != b.exclusive) {
-                       return a.exclusive;
-                     }
-                     return storage::alignUp(a.bytes) > storage::alignUp(b.bytes);
-                   });
+  auto before = [](const storage::Demand& a, const storage::Demand& b) {
+    if (a.exclusive != b.exclusive) {
+      return a.exclusive;
+    }
+    return storage::alignUp(a.bytes) > storage::alignUp(b.bytes);
+  };
+  // A stable insertion sort: a node has few promises, and std::stable_sort allocates.
+  std::vector<storage::Demand>& v = w.promised;
+  for (std::size_t i = 1; i < v.size(); ++i) {
+    storage::Demand x = std::move(v[i]);
+    std::size_t j = i;
+    for (; j > 0 && before(x, v[j - 1]); --j) {
+      v[j] = std::move(v[j - 1]);
+    }
+    v[j] = std::move(x);
+  }
   for (const storage::Demand& d : w.promised) {
     std::optional<storage::Placement> p = d.exclusive ? storage::bestFitExclusive(w.disks, d.bytes)
                                                       : storage::bestFitShared(w.disks, d.bytes);
@@ -126,16 +88,304 @@ void subtractPromises(GroupWork& w) {
   }
 }
 
+/** Judges the nodes of one request against one resolved demand. Everything that does not depend
+ *  on the node is done once; the per-node scratch (groups, demand lists, class parameters of
+ *  promised claims) is reused, so a passing node costs no allocation beyond its verdict. */
+class Evaluator {
+public:
+  Evaluator(const PodDemand& demand, const ClusterView& view, const ScoringOptions& options)
+      : demand_(demand), view_(view), options_(options) {}
+
+  /** Whether judging needs the node's supply and promises (else evaluate() ignores them). */
+  bool needsNodeState() const {
+    if (!demand_.relevant() || demand_.volumes.empty()) {
+      return false;
+    }
+    return true;
+  }
+
+  NodeVerdict evaluate(const std::string& node, const NodeState& state);
+
+private:
+  /** The parameters of StorageClass @p name for a promised claim, cached for the request;
+   *  nullptr when the class is unknown, not carina's or invalid (such promises are skipped). */
+  const ClassParams* promiseParams(const std::string& name);
+  GroupWork& addWork(const GroupSupply* g);
+  /** @p c is one of the pod's own claims ("ns/name" in demand_.own_claims), without building
+   *  the key. */
+  bool isOwnClaim(const Claim& c) const {
+    for (const std::string& k : demand_.own_claims) {
+      if (k.size() == c.ns.size() + 1 + c.name.size() && k.compare(0, c.ns.size(), c.ns) == 0 &&
+          k[c.ns.size()] == '/' && k.compare(c.ns.size() + 1, c.name.size(), c.name) == 0) {
+        return true;
+      }
+    }
+    return false;
+  }
+  GroupWork* findWork(const std::string& name);
+  /** Utilisation of RAW group @p w after placing its demands, or a failure reason. */
+  std::optional<double> placeRaw(GroupWork& w, const std::string& node, NodeVerdict& failed);
+
+  const PodDemand& demand_;
+  const ClusterView& view_;
+  const ScoringOptions& options_;
+  std::vector<GroupWork> work_;  // the first used_ entries are live
+  std::size_t used_ = 0;
+  std::vector<storage::Demand> scratch_demands_;
+  std::vector<std::pair<std::string, std::optional<ClassParams>>> class_cache_;
+};
+
+const ClassParams* Evaluator::promiseParams(const std::string& name) {
+  for (const auto& [n, p] : class_cache_) {
+    if (n == name) {
+      return p ? &*p : nullptr;
+    }
+  }
+  std::optional<ClassParams> params;
+  if (std::optional<StorageClass> sc = view_.storageClass(name); sc && isCarina(*sc)) {
+    if (absl::StatusOr<ClassParams> p = classParams(*sc); p.ok()) {
+      params = std::move(*p);
+    }
+  }
+  class_cache_.emplace_back(name, std::move(params));
+  const auto& back = class_cache_.back().second;
+  return back ? &*back : nullptr;
+}
+
+GroupWork& Evaluator::addWork(const GroupSupply* g) {
+  if (used_ == work_.size()) {
+    work_.emplace_back();
+  }
+  GroupWork& w = work_[used_++];
+  w.supply = g;
+  w.vg_free = g->vg_free_bytes;
+  w.disks.clear();
+  w.demands.clear();
+  w.promised.clear();
+  return w;
+}
+
+GroupWork* Evaluator::findWork(const std::string& name) {
+  for (std::size_t i = 0; i < used_; ++i) {
+    if (work_[i].supply->name == name) {
+      return &work_[i];
+    }
+  }
+  return nullptr;
+}
+
+std::optional<double> Evaluator::placeRaw(GroupWork& w, const std::string& node,
+                                          NodeVerdict& failed) {
+  const GroupSupply& g = *w.supply;
+  // The supply's disks are shared and immutable; copy them only when promises must be
+  // subtracted first (placeAll works on its own copy).
+  const std::vector<storage::DiskSpace>* disks = &g.disks;
+  if (!w.promised.empty()) {
+    w.disks = g.disks;
+    subtractPromises(w);
+    disks = &w.disks;
+  }
+  uint64_t free = storage::freeBytes(*disks);
+  // Free space after placement: shared volumes take their bytes, exclusive ones the whole disk
+  // (all of its free segments).
+  auto take = [&](const storage::Placement& pl, bool exclusive) {
+    uint64_t taken = pl.bytes;
+    if (exclusive && pl.disk_index < disks->size()) {
+      taken = 0;
+      for (const storage::Segment& seg : (*disks)[pl.disk_index].free) {
+        taken += seg.length;
+      }
+    }
+    free -= std::min(free, taken);
+  };
+  bool ok = true;
+  if (w.demands.size() == 1) {
+    // The common case, without placeAll's copy of the disks: for one demand placeAll is exactly
+    // this best fit (same functions, same message).
+    const VolumeDemand& d = *w.demands.front();
+    std::optional<storage::Placement> p = d.exclusive ? storage::bestFitExclusive(*disks, d.bytes)
+                                                      : storage::bestFitShared(*disks, d.bytes);
+    if (p) {
+      take(*p, d.exclusive);
+    } else {
+      ok = false;
+    }
+  } else {
+    // Ids are left empty on the hot path (no string copies per node); a failure is placed
+    // again with ids for the message.
+    scratch_demands_.clear();
+    for (const VolumeDemand* d : w.demands) {
+      scratch_demands_.push_back(storage::Demand{std::string(), d->bytes, d->exclusive});
+    }
+    absl::StatusOr<std::vector<storage::Placement>> placed =
+        storage::placeAll(*disks, scratch_demands_);
+    if (placed.ok()) {
+      for (std::size_t i = 0; i < placed->size(); ++i) {
+        take((*placed)[i], scratch_demands_[i].exclusive);
+      }
+    } else {
+      ok = false;
+    }
+  }
+  if (!ok) {
+    std::vector<storage::Demand> demands;
+    demands.reserve(w.demands.size());
+    for (const VolumeDemand* d : w.demands) {
+      demands.push_back(storage::Demand{d->claim, d->bytes, d->exclusive});
+    }
+    absl::Status why = storage::placeAll(*disks, demands).status();
+    failed = fail(node, "carina: group " + g.name + ": " + std::string(why.message()));
+    return std::nullopt;
+  }
+  uint64_t total = 0;
+  for (const storage::DiskSpace& disk : *disks) {
+    total += disk.size_bytes;
+  }
+  double u = 1.0;
+  if (total > 0) {
+    free = std::min(free, total);
+    u = static_cast<double>(total - free) / static_cast<double>(total);
+  }
+  return u;
+}
+
+NodeVerdict Evaluator::evaluate(const std::string& node, const NodeState& state) {
+  if (!demand_.relevant()) {
+    NodeVerdict verdict;
+    verdict.node = node;
+    verdict.fits = true;  // not our pod: every node passes with equal scores
+    return verdict;
+  }
+  for (const auto& [pin_node, claim] : demand_.pins) {
+    if (pin_node != node) {
+      return fail(node, "carina: pod is pinned to node " + pin_node + " by bound PVC " + claim);
+    }
+  }
+  if (demand_.volumes.empty()) {
+    NodeVerdict verdict;
+    verdict.node = node;
+    verdict.fits = true;  // only bound volumes: the pinned node passes, nothing to score
+    return verdict;
+  }
+  const NodeSupply* supply = state.supply.get();
+  if (supply == nullptr) {
+    return fail(node, "carina: no carina storage reported for node " + node +
+                          " (not a carina node, agent not running, or unknown node)");
+  }
+
+  // Which group of this node serves which demand.
+  auto groupFor = [&](const std::string& wanted, const std::string& storage_class,
+                      const std::string& claim) -> absl::StatusOr<const GroupSupply*> {
+    if (wanted.empty()) {
+      if (supply->groups.size() == 1) {
+        return &supply->groups.front();
+      }
+      return absl::FailedPreconditionError("carina: StorageClass " + storage_class + " of PVC " +
+                                           claim + " names no disk group and node " + node +
+                                           " has " + std::to_string(supply->groups.size()) +
+                                           " groups (set " + std::string(kParamDiskGroup) + ")");
+    }
+    const GroupSupply* g = findGroup(*supply, wanted);
+    if (g == nullptr) {
+      return absl::NotFoundError("carina: node " + node + " has no disk group " + wanted +
+                                 " (needed by PVC " + claim + ")");
+    }
+    return g;
+  };
+
+  used_ = 0;
+  for (const VolumeDemand& d : demand_.volumes) {
+    absl::StatusOr<const GroupSupply*> g = groupFor(d.group, d.storage_class, d.claim);
+    if (!g.ok()) {
+      return fail(node, std::string(g.status().message()));
+    }
+    GroupWork* w = findWork((*g)->name);
+    if (w == nullptr) {
+      w = &addWork(*g);
+    }
+    w->demands.push_back(&d);
+  }
+
+  // Subtract what is already promised to this node (but not the pod's own claims).
+  for (const Claim& p : state.promised) {
+    if (p.bound() || p.selected_node != node || isOwnClaim(p)) {
+      continue;
+    }
+    const ClassParams* params = promiseParams(p.storage_class);
+    if (params == nullptr) {
+      continue;  // not carina's, unknown, or invalid: CreateVolume will refuse it too
+    }
+    // (The message of a failed lookup is not used: such a promise is simply skipped.)
+    absl::StatusOr<const GroupSupply*> g = groupFor(params->group, p.storage_class, p.name);
+    if (!g.ok()) {
+      continue;
+    }
+    GroupWork* w = findWork((*g)->name);
+    if (w == nullptr) {
+      continue;  // a group the pod does not use
+    }
+    if (w->supply->policy == core::DiskPolicy::Raw) {
+      // No id: subtractPromises() only places them.
+      w->promised.push_back(storage::Demand{std::string(), p.request_bytes, params->exclusive});
+    } else {
+      w->vg_free -= std::min(w->vg_free, alignUpTo(p.request_bytes, kLvmExtent));
+    }
+  }
+
+  double sum = 0;
+  for (std::size_t i = 0; i < used_; ++i) {
+    GroupWork& w = work_[i];
+    const GroupSupply& g = *w.supply;
+    core::SchedulerStrategy strategy = options_.strategy;
+    for (const VolumeDemand* d : w.demands) {
+      if (d->strategy) {
+        strategy = *d->strategy;
+        break;
+      }
+    }
+    double u = 1.0;
+    if (g.policy == core::DiskPolicy::Raw) {
+      NodeVerdict failed;
+      std::optional<double> placed = placeRaw(w, node, failed);
+      if (!placed) {
+        return failed;
+      }
+      u = *placed;
+    } else {
+      uint64_t need = 0;
+      for (const VolumeDemand* d : w.demands) {
+        need += alignUpTo(d->bytes, kLvmExtent);
+      }
+      if (need > w.vg_free) {
+        std::string parts;
+        for (const VolumeDemand* d : w.demands) {
+          parts += (parts.empty() ? "" : " + ") + d->claim + " " + storage::formatBytes(d->bytes);
+        }
+        return fail(node, "carina: group " + g.name +
+                              ": insufficient free space in volume group (need " +
+                              storage::formatBytes(need) + " = " + parts + ", free " +
+                              storage::formatBytes(w.vg_free) + ")");
+      }
+      if (g.vg_size_bytes > 0) {
+        uint64_t used = g.vg_size_bytes - std::min(w.vg_free, g.vg_size_bytes) + need;
+        u = static_cast<double>(used) / static_cast<double>(g.vg_size_bytes);
+      }
+    }
+    u = std::clamp(u, 0.0, 1.0);
+    sum += strategy == core::SchedulerStrategy::Binpack ? u : 1.0 - u;
+  }
+  NodeVerdict verdict;
+  verdict.node = node;
+  verdict.fits = true;
+  double mean = sum / static_cast<double>(used_);
+  verdict.score = scoreFromUtilisation(mean, core::SchedulerStrategy::Binpack);
+  return verdict;
+}
+
 }  // namespace
 
 std::optional<core::SchedulerStrategy> parseStrategy(std::string_view name) {
-  if (equalsIgnoreCase(name, "binpack")) {
-    return core::SchedulerStrategy::Binpack;
-  }
-  if (equalsIgnoreCase(name, "spreadout")) {
-    return core::SchedulerStrategy::Spreadout;
-  }
-  return std::nullopt;
+  return storage::parseSchedulerStrategy(name);
 }
 
 std::string_view strategyName(core::SchedulerStrategy strategy) {
@@ -225,197 +475,15 @@ absl::StatusOr<PodDemand> resolveDemand(const Pod& pod, const ClusterView& view)
 
 NodeVerdict evaluateNode(const PodDemand& demand, const std::string& node, const ClusterView& view,
                          const ScoringOptions& options) {
-  NodeVerdict verdict;
-  verdict.node = node;
-  if (!demand.relevant()) {
-    verdict.fits = true;  // not our pod: every node passes with equal scores
-    return verdict;
-  }
-  for (const auto& [pin_node, claim] : demand.pins) {
-    if (pin_node != node) {
-      return fail(node, "carina: pod is pinned to node " + pin_node + " by bound PVC " + claim);
+  Evaluator ev(demand, view, options);
+  NodeState state;
+  if (ev.needsNodeState()) {
+    state.supply = view.nodeSupply(node);
+    if (state.supply) {
+      state.promised = view.promisedClaims(node);
     }
   }
-  if (demand.volumes.empty()) {
-    verdict.fits = true;  // only bound volumes: the pinned node passes, nothing to score
-    return verdict;
-  }
-  NodeSupplyPtr supply = view.nodeSupply(node);
-  if (!supply) {
-    return fail(node, "carina: no carina storage reported for node " + node +
-                          " (not a carina node, agent not running, or unknown node)");
-  }
-
-  // Which group of this node serves which demand.
-  auto groupFor = [&](const std::string& wanted, const std::string& storage_class,
-                      const std::string& claim) -> absl::StatusOr<const GroupSupply*> {
-    if (wanted.empty()) {
-      if (supply->groups.size() == 1) {
-        return &supply->groups.front();
-      }
-      return absl::FailedPreconditionError("carina: StorageClass " + storage_class + " of PVC " +
-                                           claim + " names no disk group and node " + node +
-                                           " has " + std::to_string(supply->groups.size()) +
-                                           " groups (set " + std::string(kParamDiskGroup) + ")");
-    }
-    const GroupSupply* g = findGroup(*supply, wanted);
-    if (g == nullptr) {
-      return absl::NotFoundError("carina: node " + node + " has no disk group " + wanted +
-                                 " (needed by PVC " + claim + ")");
-    }
-    return g;
-  };
-
-  std::vector<GroupWork> work;
-  work.reserve(demand.volumes.size());
-  for (const VolumeDemand& d : demand.volumes) {
-    absl::StatusOr<const GroupSupply*> g = groupFor(d.group, d.storage_class, d.claim);
-    if (!g.ok()) {
-      return fail(node, std::string(g.status().message()));
-    }
-    GroupWork* w = findWork(work, (*g)->name);
-    if (w == nullptr) {
-      GroupWork fresh;
-      fresh.supply = *g;
-      fresh.vg_free = (*g)->vg_free_bytes;
-      work.push_back(std::move(fresh));
-      w = &work.back();
-    }
-    w->demands.push_back(&d);
-  }
-
-  // Subtract what is already promised to this node (but not the pod's own claims).
-  for (const Claim& p : view.promisedClaims(node)) {
-    if (p.bound() || p.selected_node != node) {
-      continue;
-    }
-    const std::string key = p.key();
-    if (std::find(demand.own_claims.begin(), demand.own_claims.end(), key) !=
-        demand.own_claims.end()) {
-      continue;
-    }
-    std::optional<StorageClass> sc = view.storageClass(p.storage_class);
-    if (!sc || !isCarina(*sc)) {
-      continue;
-    }
-    absl::StatusOr<ClassParams> params = classParams(*sc);
-    if (!params.ok()) {
-      continue;  // CreateVolume will refuse it too
-    }
-    absl::StatusOr<const GroupSupply*> g = groupFor(params->group, p.storage_class, key);
-    if (!g.ok()) {
-      continue;
-    }
-    GroupWork* w = findWork(work, (*g)->name);
-    if (w == nullptr) {
-      continue;  // a group the pod does not use
-    }
-    if (w->supply->policy == core::DiskPolicy::Raw) {
-      w->promised.push_back(storage::Demand{key, p.request_bytes, params->exclusive});
-    } else {
-      w->vg_free -= std::min(w->vg_free, alignUpTo(p.request_bytes, kLvmExtent));
-    }
-  }
-
-  double sum = 0;
-  for (GroupWork& w : work) {
-    const GroupSupply& g = *w.supply;
-    core::SchedulerStrategy strategy = options.strategy;
-    for (const VolumeDemand* d : w.demands) {
-      if (d->strategy) {
-        strategy = *d->strategy;
-        break;
-      }
-    }
-    double u = 1.0;
-    if (g.policy == core::DiskPolicy::Raw) {
-      // The supply's disks are shared and immutable; copy them only when promises must be
-      // subtracted first (placeAll works on its own copy).
-      const std::vector<storage::DiskSpace>* disks = &g.disks;
-      if (!w.promised.empty()) {
-        w.disks = g.disks;
-        subtractPromises(w);
-        disks = &w.disks;
-      }
-      // Ids are left empty on the hot path (no string copies per node); a failure is placed
-      // again with ids for the message.
-      std::vector<storage::Demand> demands;
-      demands.reserve(w.demands.size());
-      for (const VolumeDemand* d : w.demands) {
-        demands.push_back(storage::Demand{std::string(), d->bytes, d->exclusive});
-      }
-      absl::StatusOr<std::vector<storage::Placement>> placed;
-      if (demands.size() == 1) {
-        // The common case, without placeAll's copy of the disks: for one demand placeAll is
-        // exactly this best fit (same functions, same message).
-        const storage::Demand& d = demands.front();
-        std::optional<storage::Placement> p = d.exclusive
-                                                  ? storage::bestFitExclusive(*disks, d.bytes)
-                                                  : storage::bestFitShared(*disks, d.bytes);
-        if (p) {
-          placed = std::vector<storage::Placement>{*p};
-        } else {
-          placed = absl::ResourceExhaustedError("");  // the message is made below
-        }
-      } else {
-        placed = storage::placeAll(*disks, demands);
-      }
-      if (!placed.ok()) {
-        for (std::size_t i = 0; i < demands.size(); ++i) {
-          demands[i].id = w.demands[i]->claim;
-        }
-        absl::Status why = storage::placeAll(*disks, demands).status();
-        return fail(node, "carina: group " + g.name + ": " + std::string(why.message()));
-      }
-      // Free space after placement: shared volumes take their bytes, exclusive ones the whole
-      // disk (all of its free segments).
-      uint64_t free = storage::freeBytes(*disks);
-      for (std::size_t i = 0; i < placed->size(); ++i) {
-        const storage::Placement& pl = (*placed)[i];
-        uint64_t taken = pl.bytes;
-        if (demands[i].exclusive && pl.disk_index < disks->size()) {
-          taken = 0;
-          for (const storage::Segment& seg : (*disks)[pl.disk_index].free) {
-            taken += seg.length;
-          }
-        }
-        free -= std::min(free, taken);
-      }
-      uint64_t total = 0;
-      for (const storage::DiskSpace& disk : *disks) {
-        total += disk.size_bytes;
-      }
-      if (total > 0) {
-        free = std::min(free, total);
-        u = static_cast<double>(total - free) / static_cast<double>(total);
-      }
-    } else {
-      uint64_t need = 0;
-      for (const VolumeDemand* d : w.demands) {
-        need += alignUpTo(d->bytes, kLvmExtent);
-      }
-      if (need > w.vg_free) {
-        std::string parts;
-        for (const VolumeDemand* d : w.demands) {
-          parts += (parts.empty() ? "" : " + ") + d->claim + " " + storage::formatBytes(d->bytes);
-        }
-        return fail(node, "carina: group " + g.name +
-                              ": insufficient free space in volume group (need " +
-                              storage::formatBytes(need) + " = " + parts + ", free " +
-                              storage::formatBytes(w.vg_free) + ")");
-      }
-      if (g.vg_size_bytes > 0) {
-        uint64_t used = g.vg_size_bytes - std::min(w.vg_free, g.vg_size_bytes) + need;
-        u = static_cast<double>(used) / static_cast<double>(g.vg_size_bytes);
-      }
-    }
-    u = std::clamp(u, 0.0, 1.0);
-    sum += strategy == core::SchedulerStrategy::Binpack ? u : 1.0 - u;
-  }
-  verdict.fits = true;
-  double mean = sum / static_cast<double>(work.size());
-  verdict.score = scoreFromUtilisation(mean, core::SchedulerStrategy::Binpack);
-  return verdict;
+  return ev.evaluate(node, state);
 }
 
 absl::StatusOr<std::vector<NodeVerdict>> evaluatePod(const Pod& pod,
@@ -426,10 +494,16 @@ absl::StatusOr<std::vector<NodeVerdict>> evaluatePod(const Pod& pod,
   if (!demand.ok()) {
     return demand.status();
   }
+  Evaluator ev(*demand, view, options);
+  std::vector<NodeState> states;
+  if (ev.needsNodeState()) {
+    view.nodeStates(nodes, states);  // one batch (one lock) for the whole request
+  }
+  static const NodeState kNone;
   std::vector<NodeVerdict> out;
   out.reserve(nodes.size());
-  for (const std::string& node : nodes) {
-    out.push_back(evaluateNode(*demand, node, view, options));
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    out.push_back(ev.evaluate(nodes[i], states.empty() ? kNone : states[i]));
   }
   return out;
 }

@@ -17,16 +17,18 @@
 #include <absl/status/statusor.h>
 
 #include "agent/core/config.h"
+#include "agent/storage/class_params.h"
 #include "extender/cluster_view.h"
 
 namespace carina::extender {
 
-// Contract names (StorageClass parameters and annotations).
-inline constexpr std::string_view kParamDiskGroup = "carina.storage.io/disk-group-name";
-inline constexpr std::string_view kParamDiskType = "carina.storage.io/disk-type";
-inline constexpr std::string_view kParamExclusive = "carina.storage.io/exclusivity-disk";
-inline constexpr std::string_view kParamExclusiveCarina = "carina.storage.io/exclusively-raw-disk";
-inline constexpr std::string_view kParamStrategy = "carina.storage.io/scheduler-strategy";
+// Contract names (StorageClass parameters: agent/storage/class_params.h, the one parser shared
+// with CreateVolume; annotations).
+inline constexpr std::string_view kParamDiskGroup = storage::kParamDiskGroup;
+inline constexpr std::string_view kParamDiskType = storage::kParamDiskType;
+inline constexpr std::string_view kParamExclusive = storage::kParamExclusive;
+inline constexpr std::string_view kParamExclusiveCarina = storage::kParamExclusiveCarina;
+inline constexpr std::string_view kParamStrategy = storage::kParamSchedulerStrategy;
 inline constexpr std::string_view kAnnSelectedNode = "volume.kubernetes.io/selected-node";
 
 inline constexpr int kMinScore = 0;

@@ -147,6 +147,23 @@ absl::Status decodeMeta(const json::value& v, ObjectMeta& m) {
   m.labels = stringMap(at(*meta, {"labels"}));
   m.annotations = stringMap(at(*meta, {"annotations"}));
   m.finalizers = stringList(at(*meta, {"finalizers"}));
+  if (const json::value* refs = at(*meta, {"ownerReferences"}); refs != nullptr) {
+    if (!refs->is_array() && !refs->is_null()) {
+      return absl::InvalidArgumentError("metadata.ownerReferences: not an array");
+    }
+    if (refs->is_array()) {
+      for (const auto& r : refs->get_array()) {
+        OwnerReference ref;
+        ref.api_version = str(r, {"apiVersion"});
+        ref.kind = str(r, {"kind"});
+        ref.name = str(r, {"name"});
+        ref.uid = str(r, {"uid"});
+        ref.controller = boolean(r, {"controller"});
+        ref.block_owner_deletion = boolean(r, {"blockOwnerDeletion"});
+        m.owner_references.push_back(std::move(ref));
+      }
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -258,6 +275,21 @@ json::value startEncode(const std::string& raw, const ResourceKind& kind, const 
   setMap(meta, "labels", m.labels);
   setMap(meta, "annotations", m.annotations);
   setList(meta, "finalizers", m.finalizers);
+  if (!m.owner_references.empty() && !meta.contains("ownerReferences")) {
+    json::array refs;
+    for (const OwnerReference& r : m.owner_references) {
+      json::object ref{
+          {"apiVersion", r.api_version}, {"kind", r.kind}, {"name", r.name}, {"uid", r.uid}};
+      if (r.controller) {
+        ref["controller"] = true;
+      }
+      if (r.block_owner_deletion) {
+        ref["blockOwnerDeletion"] = true;
+      }
+      refs.push_back(std::move(ref));
+    }
+    meta["ownerReferences"] = std::move(refs);
+  }
   return root;
 }
 
@@ -652,6 +684,19 @@ std::string encodeObject(const NodeStorageResource& o) {
   setStr(objectAt(root, {"spec"}), "nodeName", o.node_name);
   json::object& status = objectAt(root, {"status"});
   setStr(status, "updateTime", o.update_time);
+  // Node-wide sums and the group names, derived from the groups, for kubectl's printer columns
+  // (additionalPrinterColumns take simple JSONPaths only; decoding ignores them).
+  uint64_t total = 0;
+  uint64_t free = 0;
+  std::string names;
+  for (const auto& g : o.groups) {
+    total += g.total_bytes;
+    free += g.free_bytes;
+    append(&names, names.empty() ? "" : ",", g.name);
+  }
+  status["totalBytes"] = total;
+  status["freeBytes"] = free;
+  setStr(status, "groupNames", names);
   json::array groups;
   for (const auto& g : o.groups) {
     json::object jg{{"name", g.name},

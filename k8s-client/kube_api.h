@@ -143,6 +143,23 @@ inline bool isConflict(const absl::Status& s) { return s.code() == absl::StatusC
 /** 410 Gone / Expired: the resourceVersion or continue token is too old; relist. */
 inline bool isGone(const absl::Status& s) { return s.code() == absl::StatusCode::kOutOfRange; }
 
+/** Failures worth trying again later: the server or the connection (Unavailable,
+ *  DeadlineExceeded, Internal, Unknown), a conflict (Aborted), throttling (ResourceExhausted).
+ *  Everything else (PermissionDenied, InvalidArgument, NotFound, ...) will not heal by itself. */
+inline bool isRetryable(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kUnknown:
+      return true;
+    default:
+      return false;
+  }
+}
+
 /** Lists every page (opts.limit is the page size). The list RV is the one of the first page,
  *  as kube-apiserver serves all pages of one list from the same snapshot. */
 template <class T>

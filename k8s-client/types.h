@@ -33,6 +33,18 @@ inline constexpr std::string_view kCarinaGroup = "carina.storage.io";
 /** Annotation kube-scheduler's VolumeBinding writes on an unbound WaitForFirstConsumer PVC. */
 inline constexpr std::string_view kSelectedNodeAnnotation = "volume.kubernetes.io/selected-node";
 
+/** metadata.ownerReferences[] entry (garbage collection; "controller" marks the managing
+ *  owner, e.g. the Pod of a generic ephemeral volume's PVC). */
+struct OwnerReference {
+  std::string api_version;
+  std::string kind;
+  std::string name;
+  std::string uid;
+  bool controller = false;
+  bool block_owner_deletion = false;
+  friend bool operator==(const OwnerReference&, const OwnerReference&) = default;
+};
+
 struct ObjectMeta {
   std::string name;
   std::string namespace_;  // empty for cluster-scoped objects
@@ -45,6 +57,9 @@ struct ObjectMeta {
   std::map<std::string, std::string> labels;
   std::map<std::string, std::string> annotations;
   std::vector<std::string> finalizers;
+  /** Decoded from metadata.ownerReferences; encoded only when raw has none (new objects): the
+   *  references of an existing object are kept as the server sent them. */
+  std::vector<OwnerReference> owner_references;
 };
 
 /** The object's identity in caches: "namespace/name" or "name". */

@@ -18,13 +18,16 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include "agent/app/inventory_json.h"
+#include "agent/cluster/cluster_agent.h"
 #include "agent/core/blocking.h"
 #include "agent/core/log.h"
 #include "agent/core/status.h"
 #include "agent/os/linux/blkid_probe.h"
+#include "agent/os/linux/device_use.h"
 #include "agent/os/linux/fdisk_partition_table.h"
 #include "agent/os/linux/inotify_file_watcher.h"
 #include "agent/os/linux/linux_mounter.h"
@@ -36,6 +39,7 @@
 #include "extender/cluster_view.h"
 #include "extender/extender_service.h"
 #include "extender/http_server.h"
+#include "k8s-client/kube_client.h"
 
 #ifndef CARINA_VERSION
 #define CARINA_VERSION "0.0.0"
@@ -150,6 +154,51 @@ private:
   std::atomic<bool> applied_once_{false};
 };
 
+/** The API client's configuration: the kubeconfig named in the config, else the pod's service
+ *  account; rate limit and timeout from the config. */
+absl::StatusOr<k8s::ClientConfig> clientConfig(const core::KubernetesConfig& kc) {
+  absl::StatusOr<k8s::ClientConfig> out =
+      kc.kubeconfig.empty() ? k8s::inClusterConfig() : k8s::loadKubeconfigFile(kc.kubeconfig);
+  if (!out.ok()) {
+    return annotate(out.status(), kc.kubeconfig.empty()
+                                      ? "in-cluster API configuration (set kubernetes.kubeconfig "
+                                        "outside a pod)"
+                                      : "kubeconfig " + kc.kubeconfig);
+  }
+  out->qps = kc.qps;
+  out->burst = static_cast<int>(kc.burst);
+  out->request_timeout = std::chrono::seconds(kc.request_timeout_seconds);
+  return out;
+}
+
+/** The node's labels, shared by the config reload and the cluster agent: discovery is always
+ *  configured from the newest config and the newest labels together. */
+class DiscoveryConfigSource {
+public:
+  DiscoveryConfigSource(core::AgentConfig cfg,
+                        std::optional<std::map<std::string, std::string>> labels)
+      : cfg_(std::move(cfg)), labels_(std::move(labels)) {}
+  storage::DiscoveryConfig withConfig(core::AgentConfig cfg) {
+    std::lock_guard<std::mutex> lock(mu_);
+    cfg_ = std::move(cfg);
+    return storage::DiscoveryConfig::fromAgentConfig(cfg_, labels_);
+  }
+  storage::DiscoveryConfig withLabels(std::map<std::string, std::string> labels) {
+    std::lock_guard<std::mutex> lock(mu_);
+    labels_ = std::move(labels);
+    return storage::DiscoveryConfig::fromAgentConfig(cfg_, labels_);
+  }
+  storage::DiscoveryConfig current() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return storage::DiscoveryConfig::fromAgentConfig(cfg_, labels_);
+  }
+
+private:
+  std::mutex mu_;
+  core::AgentConfig cfg_;
+  std::optional<std::map<std::string, std::string>> labels_;
+};
+
 }  // namespace
 
 int run(const core::AgentConfig& cfg) {
@@ -158,11 +207,16 @@ int run(const core::AgentConfig& cfg) {
     return 78;  // EX_CONFIG
   }
   const std::string node = resolveNodeName(cfg);
+  std::optional<k8s::ClientConfig> kube_config;
   if (!cfg.standalone) {
-    CARINA_LOG_ERROR(logger(),
-                     "cluster mode is not available in this build yet; run with "
-                     "--standalone (or standalone: true in the config)");
-    return 78;
+    auto kc = clientConfig(cfg.kubernetes);
+    if (!kc.ok()) {
+      CARINA_LOG_ERROR(logger(), "cluster mode needs the API server",
+                       {{"error", std::string(kc.status().message())},
+                        {"hint", "run with --standalone to use the agent without Kubernetes"}});
+      return 78;
+    }
+    kube_config = std::move(*kc);
   }
   std::error_code ec;
   std::filesystem::create_directories(cfg.state_dir, ec);
@@ -180,20 +234,42 @@ int run(const core::AgentConfig& cfg) {
                    {"groups", cfg.disk_selectors.size()}});
 
   net::io_context ioc;
-  net::thread_pool blocking(2);
+  net::thread_pool blocking(4);
   auto work = net::make_work_guard(ioc);
+
+  // Cluster mode: the API client (all its I/O on one strand) and the node labels known from an
+  // earlier run. Until the Node is read, selectors with a nodeLabel apply only with the cached
+  // labels (none on a first start): a disk is never taken on a guess.
+  std::unique_ptr<k8s::KubeClient> kube;
+  std::optional<std::map<std::string, std::string>> labels;
+  if (kube_config) {
+    auto client = k8s::makeKubeClient(net::make_strand(ioc), *kube_config);
+    if (!client.ok()) {
+      CARINA_LOG_ERROR(logger(), "Kubernetes client failed",
+                       {{"error", std::string(client.status().message())}});
+      return 1;
+    }
+    kube = std::move(*client);
+    labels = cluster::ClusterAgent::loadCachedLabels(cfg.state_dir)
+                 .value_or(std::map<std::string, std::string>{});
+  }
+  DiscoveryConfigSource discovery_config(cfg, labels);
 
   // Storage: the partition engine over libfdisk, fed by discovery.
   storage::PartitionEngine engine(os::makeFdiskPartitionTableFactory());
   extender::InMemoryClusterView view;
+  std::atomic<cluster::ClusterAgent*> cluster_agent{nullptr};
   auto refresh = [&] {
     storage::InventorySnapshot snap = engine.snapshot();
     view.setNodeSupply(extender::supplyFromInventory(node, snap));
+    if (cluster::ClusterAgent* ca = cluster_agent.load()) {
+      ca->inventoryChanged();
+    }
   };
   DiskApplier applier(ioc.get_executor(), blocking, engine, refresh);
   storage::DiskDiscovery discovery(
       ioc.get_executor(), blocking, os::makeUdevBlockDeviceSource(), os::makeBlkidSignatureProber(),
-      storage::DiscoveryConfig::fromAgentConfig(cfg),
+      discovery_config.current(),
       [&](const std::vector<storage::DiskInfo>& disks) { applier.submit(disks); });
   if (absl::Status st = discovery.start(); !st.ok()) {
     CARINA_LOG_ERROR(logger(), "disk discovery failed to start",
@@ -222,6 +298,18 @@ int run(const core::AgentConfig& cfg) {
     r.body = inventoryToJson(engine.snapshot(), node);
     return r;
   });
+  http->route("GET", "/debug/cluster", [&](const extender::HttpRequest&) {
+    extender::HttpResponse r;
+    cluster::ClusterAgent* ca = cluster_agent.load();
+    if (ca == nullptr) {
+      r.status = 404;
+      r.content_type = "text/plain";
+      r.body = "not in cluster mode\n";
+      return r;
+    }
+    r.body = clusterStatsToJson(ca->stats());
+    return r;
+  });
   if (absl::Status st = http->start(); !st.ok()) {
     CARINA_LOG_ERROR(logger(), "HTTP endpoint failed to start",
                      {{"listen", cfg.extender.listen}, {"error", std::string(st.message())}});
@@ -236,9 +324,49 @@ int run(const core::AgentConfig& cfg) {
   csi_options.kubelet_dir = cfg.csi.kubelet_dir;
   csi_options.max_volumes_per_node = cfg.csi.max_volumes_per_node;
   csi_options.version = CARINA_VERSION;
-  auto csi_server = csi::CsiServer::start(csi::ServiceDeps{csi_options, engine, mounter, runner,
-                                                           ioc.get_executor(), blocking,
-                                                           [&] { return applier.appliedOnce(); }});
+  // The external-resizer may ask any agent: one that does not hold the volume defers to the
+  // owning node's NodeExpandVolume.
+  csi_options.expand_unknown_on_node = !cfg.standalone;
+
+  // Cluster mode: informers, NodeStorageResource and LogicVolumes, Events, orphan reconciler.
+  std::unique_ptr<cluster::ClusterAgent> cluster;
+  if (kube) {
+    cluster::ClusterAgentOptions co;
+    co.node_name = node;
+    co.state_dir = cfg.state_dir;
+    co.resync = std::chrono::seconds(std::max<uint32_t>(cfg.kubernetes.resync_seconds, 1));
+    co.orphans = cluster::orphanOptionsFromConfig(cfg.reconciler, node);
+    cluster = std::make_unique<cluster::ClusterAgent>(
+        cluster::ClusterAgentDeps{
+            ioc.get_executor(), blocking, *kube, engine, view,
+            [&](const std::map<std::string, std::string>& l) {
+              if (absl::Status st = discovery.updateConfig(discovery_config.withLabels(l));
+                  !st.ok()) {
+                CARINA_LOG_ERROR(logger(), "node labels rejected by discovery",
+                                 {{"error", std::string(st.message())}});
+              }
+            },
+            [](const std::string& device) -> absl::StatusOr<cluster::DeviceUseAnswer> {
+              auto use = os::checkBlockDeviceUse(device);
+              if (!use.ok()) {
+                return use.status();
+              }
+              return cluster::DeviceUseAnswer{use->in_use, use->reason};
+            }},
+        co);
+    if (absl::Status st = cluster->start(); !st.ok()) {
+      CARINA_LOG_ERROR(logger(), "cluster mode failed to start",
+                       {{"error", std::string(st.message())}});
+      http->stop();
+      discovery.stop();
+      return 1;
+    }
+    cluster_agent.store(cluster.get());
+  }
+
+  auto csi_server = csi::CsiServer::start(
+      csi::ServiceDeps{csi_options, engine, mounter, runner, ioc.get_executor(), blocking,
+                       [&] { return applier.appliedOnce(); }, cluster.get()});
   if (!csi_server.ok()) {
     CARINA_LOG_ERROR(
         logger(), "CSI server failed to start",
@@ -259,9 +387,7 @@ int run(const core::AgentConfig& cfg) {
                          {{"error", std::string(next.status().message())}});
         return;
       }
-      if (absl::Status st =
-              discovery.updateConfig(storage::DiscoveryConfig::fromAgentConfig(*next));
-          !st.ok()) {
+      if (absl::Status st = discovery.updateConfig(discovery_config.withConfig(*next)); !st.ok()) {
         CARINA_LOG_ERROR(logger(), "config change rejected by discovery",
                          {{"error", std::string(st.message())}});
         return;
@@ -295,6 +421,13 @@ int run(const core::AgentConfig& cfg) {
 
   // Stop accepting, then drain: CSI (waits for in-flight RPCs up to the grace), HTTP, watchers.
   (*csi_server)->shutdown(std::chrono::seconds(10));
+  if (cluster) {
+    cluster_agent.store(nullptr);
+    cluster->stop();
+    for (int i = 0; i < 100 && !cluster->stopped(); ++i) {  // in-flight API requests: <= 5 s
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
   http->stop();
   if (watcher) {
     watcher->stop();

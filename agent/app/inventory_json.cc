@@ -60,4 +60,28 @@ std::string inventoryToJson(const storage::InventorySnapshot& snapshot, const st
   return json::serialize(root);
 }
 
+std::string clusterStatsToJson(const cluster::ClusterAgentStats& st) {
+  json::object o;
+  o["apiLive"] = st.api_live;
+  o["cachesSynced"] = st.caches_synced;
+  o["syncs"] = st.syncs;
+  o["nodeStorageResourceWrites"] = st.nsr_writes;
+  o["writeFailures"] = st.write_failures;
+  o["logicVolumes"] = json::object{
+      {"created", st.lv_creates}, {"updated", st.lv_updates}, {"deleted", st.lv_deletes}};
+  o["orphans"] = json::object{{"runs", st.orphans.runs},
+                              {"volumesDeleted", st.orphans.volumes_deleted},
+                              {"logicVolumesDeleted", st.orphans.logic_volumes_deleted},
+                              {"skippedInUse", st.orphans.skipped_in_use},
+                              {"skippedUnsynced", st.orphans.skipped_unsynced},
+                              {"failures", st.orphans.failures},
+                              {"dryRunReports", st.orphans.dry_run_reports},
+                              {"recheckAborts", st.orphans.recheck_aborts}};
+  o["events"] = json::object{{"recorded", st.events.recorded},     {"created", st.events.created},
+                             {"aggregated", st.events.aggregated}, {"retries", st.events.retries},
+                             {"dropped", st.events.dropped},       {"failed", st.events.failed},
+                             {"queued", st.events.queued}};
+  return json::serialize(o);
+}
+
 }  // namespace carina::app

@@ -18,10 +18,18 @@
 
 #include <string>
 
+#include "agent/cluster/cluster_agent.h"
 #include "agent/storage/disk_types.h"
 
 namespace carina::app {
 
 std::string inventoryToJson(const storage::InventorySnapshot& snapshot, const std::string& node);
+
+/** Cluster mode counters, served at GET /debug/cluster:
+ *  {"apiLive": true, "cachesSynced": true, "nodeStorageResourceWrites": N,
+ *   "logicVolumes": {"created": N, "updated": N, "deleted": N}, "writeFailures": N,
+ *   "syncs": N, "orphans": {"runs": N, "volumesDeleted": N, ...},
+ *   "events": {"recorded": N, "created": N, ...}} */
+std::string clusterStatsToJson(const cluster::ClusterAgentStats& stats);
 
 }  // namespace carina::app

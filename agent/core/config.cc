@@ -334,10 +334,15 @@ void parseKubernetes(const YAML::Node& node, const std::string& path, Kubernetes
 }
 
 void parseReconciler(const YAML::Node& node, const std::string& path, ReconcilerConfig& rec) {
-  forEachKey(node, path, {"intervalSeconds", "gracePeriodSeconds", "dryRun"},
+  forEachKey(node, path, {"intervalSeconds", "gracePeriodSeconds", "dryRun", "enabled"},
              [&](const std::string& key, const YAML::Node& value, const std::string& field) {
                if (key == "intervalSeconds") {
                  rec.interval_seconds = u32Value(value, field);
+                 if (rec.interval_seconds < 10) {
+                   fail(field, "must be at least 10");
+                 }
+               } else if (key == "enabled") {
+                 rec.enabled = boolValue(value, field);
                } else if (key == "gracePeriodSeconds") {
                  rec.grace_period_seconds = u32Value(value, field);
                } else if (key == "dryRun") {

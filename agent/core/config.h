@@ -53,10 +53,12 @@ struct KubernetesConfig {
   uint32_t request_timeout_seconds = 30;
 };
 
+/** The orphan reconciler (docs/orphans.md). */
 struct ReconcilerConfig {
-  uint32_t interval_seconds = 600;
+  uint32_t interval_seconds = 600;  // >= 10
   uint32_t grace_period_seconds = 3600;
   bool dry_run = false;
+  bool enabled = true;
 };
 
 struct LoggingConfig {

@@ -31,7 +31,10 @@ std::optional<Placement> bestFitShared(std::span<const DiskSpace> disks, uint64_
   if (need == 0) {
     return std::nullopt;
   }
-  std::optional<Placement> best;
+  // The winner is remembered by index and only turned into a Placement (with its disk name) at
+  // the end: the scheduler extender calls this for every node of every request.
+  std::size_t best_disk = disks.size();
+  uint64_t best_start = 0;
   uint64_t best_len = 0;
   for (std::size_t i = 0; i < disks.size(); ++i) {
     const DiskSpace& d = disks[i];
@@ -45,13 +48,17 @@ std::optional<Placement> bestFitShared(std::span<const DiskSpace> disks, uint64_
         continue;
       }
       uint64_t len = alignDown(s.end()) - start;
-      if (!best || len < best_len) {
-        best = Placement{"", i, d.name, start, need};
+      if (best_disk == disks.size() || len < best_len) {
+        best_disk = i;
+        best_start = start;
         best_len = len;
       }
     }
   }
-  return best;
+  if (best_disk == disks.size()) {
+    return std::nullopt;
+  }
+  return Placement{"", best_disk, disks[best_disk].name, best_start, need};
 }
 
 std::optional<Placement> bestFitExclusive(std::span<const DiskSpace> disks, uint64_t bytes) {

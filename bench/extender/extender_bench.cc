@@ -198,6 +198,8 @@ int main(int argc, char** argv) {
   bool quick = false;
   int server_threads = 2;
   int connections = 4;
+  int only_nodes = 0;        // --nodes N: one cluster size instead of 100, 1,000 and 5,000
+  bool direct_only = false;  // --direct-only: the in-process figures only (for profiling)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick") {
@@ -206,15 +208,26 @@ int main(int argc, char** argv) {
       server_threads = std::max(1, std::atoi(argv[++i]));
     } else if (a == "--connections" && i + 1 < argc) {
       connections = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--nodes" && i + 1 < argc) {
+      only_nodes = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--direct-only") {
+      direct_only = true;
     } else {
-      std::fprintf(stderr, "usage: %s [--quick] [--server-threads N] [--connections N]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--quick] [--server-threads N] [--connections N] [--nodes N] "
+                   "[--direct-only]\n",
+                   argv[0]);
       return 2;
     }
   }
   carina::log::setGlobalLevel(carina::log::Level::Warn);
   std::printf("extender_bench: %d server io threads, %d keep-alive client connections, %u cores\n",
               server_threads, connections, std::thread::hardware_concurrency());
-  for (int nodes : {100, 1000, 5000}) {
+  std::vector<int> sizes = {100, 1000, 5000};
+  if (only_nodes > 0) {
+    sizes = {only_nodes};
+  }
+  for (int nodes : sizes) {
     InMemoryClusterView view;
     buildCluster(view, nodes);
     ExtenderService service(view, carina::core::ExtenderConfig{},
@@ -248,7 +261,16 @@ int main(int argc, char** argv) {
       io.emplace_back([&] { ioc.run(); });
     }
     const std::string body = argsBody(nodes);
-    direct(view, body, nodes, quick ? 20 : (nodes == 100 ? 2000 : nodes == 1000 ? 300 : 60));
+    const int direct_iters = std::max(10, (quick ? 20000 : 200000) / nodes);
+    direct(view, body, nodes, direct_only ? direct_iters * 5 : direct_iters);
+    if (direct_only) {
+      server->stop();
+      work.reset();
+      for (auto& t : io) {
+        t.join();
+      }
+      continue;
+    }
     int per_conn = nodes == 100 ? 3000 : nodes == 1000 ? 600 : 120;
     if (quick) {
       per_conn /= 10;

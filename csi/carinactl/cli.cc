@@ -44,13 +44,14 @@ const std::map<std::string_view, CommandInfo>& commands() {
         "mount NAME PATH [--fs xfs|ext4] [--block] [--readonly]"}},
       {"umount", {CommandKind::Umount, 2, 2, {}, "umount NAME PATH"}},
       {"stats", {CommandKind::Stats, 1, 2, {}, "stats NAME [PATH]"}},
+      {"score", {CommandKind::Score, 0, 0, {"pod"}, "score --pod FILE   (YAML/JSON; - = stdin)"}},
   };
   return table;
 }
 
 // Flags that take a value; the others are booleans.
 const std::set<std::string_view> kValueFlags = {"endpoint", "http",  "kubelet-dir", "timeout",
-                                                "size",     "group", "fs"};
+                                                "size",     "group", "fs",          "pod"};
 const std::set<std::string_view> kGlobalFlags = {"endpoint", "http", "kubelet-dir",
                                                  "timeout",  "json", "help"};
 
@@ -275,6 +276,19 @@ absl::StatusOr<Command> parseCommandLine(const std::vector<std::string>& args,
   if (cmd.block && !cmd.fs_type.empty()) {
     return usageError("--block and --fs exclude each other");
   }
+  if (auto f = flags.find("pod"); f != flags.end()) {
+    if (f->second.empty()) {
+      return usageError("--pod must name a file (or - for stdin)");
+    }
+    cmd.pod_file = f->second == "-" ? f->second : absolutePath(f->second, cwd());
+  } else if (cmd.kind == CommandKind::Score) {
+    return usageError(std::string("--pod is required; usage: carinactl ") + info.synopsis);
+  }
+  if (cmd.kind == CommandKind::Score) {
+    if (auto url = parseHttpUrl(cmd.global.http); !url.ok()) {
+      return url.status();
+    }
+  }
   return cmd;
 }
 
@@ -394,10 +408,11 @@ absl::StatusOr<HttpUrl> parseHttpUrl(std::string_view url) {
     return absl::InvalidArgumentError("invalid --http URL \"" + original + "\": " + why);
   };
   constexpr std::string_view kPrefix = "http://";
-  if (url.substr(0, kPrefix.size()) != kPrefix) {
+  if (url.substr(0, kPrefix.size()) == kPrefix) {
+    url.remove_prefix(kPrefix.size());
+  } else if (url.find("://") != std::string_view::npos) {
     return bad("must start with http://");
-  }
-  url.remove_prefix(kPrefix.size());
+  }  // else "host:port[/base]"
   std::size_t slash = url.find('/');
   std::string_view authority = url.substr(0, slash);
   std::string base = slash == std::string_view::npos ? "" : std::string(url.substr(slash));

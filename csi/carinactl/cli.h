@@ -23,7 +23,8 @@ enum class CommandKind {
   Delete,
   Mount,
   Umount,
-  Stats
+  Stats,
+  Score
 };
 
 std::string_view toString(CommandKind kind);
@@ -47,6 +48,7 @@ struct Command {
   std::string fs_type;  // "" = the agent's default (create) / from the volume (mount)
   bool block = false;
   bool readonly = false;
+  std::string pod_file;  // score: the pod file ("-" = stdin)
 };
 
 /** Defaults that come from the environment ($CARINA_ENDPOINT, $CARINA_HTTP,
@@ -94,7 +96,8 @@ struct HttpUrl {
   std::string base_path;  // without trailing '/', "" for the root
 };
 
-/** Parses "http://host[:port][/base]" (default port 80; IPv6 hosts in brackets). */
+/** Parses "http://host[:port][/base]" (default port 80; IPv6 hosts in brackets); "host:port"
+ *  without a scheme means http://host:port. */
 absl::StatusOr<HttpUrl> parseHttpUrl(std::string_view url);
 
 }  // namespace carina::ctl

@@ -5,7 +5,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
@@ -16,15 +15,24 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 
-absl::StatusOr<std::string> httpGet(const HttpUrl& url, const std::string& target,
+namespace {
+
+absl::StatusOr<std::string> request(const HttpUrl& url, http::verb method,
+                                    const std::string& target, const std::string* request_body,
+                                    const std::string& content_type,
                                     std::chrono::milliseconds timeout) {
   const std::string where = "http://" + url.host + ":" + url.port + url.base_path + target;
   net::io_context ioc;
   net::ip::tcp::resolver resolver(ioc);
   beast::tcp_stream stream(ioc);
-  http::request<http::empty_body> req{http::verb::get, url.base_path + target, 11};
+  http::request<http::string_body> req{method, url.base_path + target, 11};
   req.set(http::field::host, url.host);
   req.set(http::field::user_agent, "carinactl");
+  if (request_body != nullptr) {
+    req.set(http::field::content_type, content_type);
+    req.body() = *request_body;
+    req.prepare_payload();
+  }
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(64ULL * 1024 * 1024);
@@ -71,12 +79,26 @@ absl::StatusOr<std::string> httpGet(const HttpUrl& url, const std::string& targe
   }
   std::string body = res.body().substr(0, res.body().find('\n'));
   if (body.size() > 200) body.resize(200);
-  std::string msg = "GET " + where + ": HTTP " + std::to_string(res.result_int()) +
-                    (body.empty() ? "" : " (" + body + ")");
+  const auto verb = http::to_string(method);
+  std::string msg = std::string(verb.data(), verb.size()) + " " + where + ": HTTP " +
+                    std::to_string(res.result_int()) + (body.empty() ? "" : " (" + body + ")");
   if (res.result() == http::status::not_found) {
     return absl::NotFoundError(msg);
   }
   return absl::InternalError(msg);
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> httpGet(const HttpUrl& url, const std::string& target,
+                                    std::chrono::milliseconds timeout) {
+  return request(url, http::verb::get, target, nullptr, "", timeout);
+}
+
+absl::StatusOr<std::string> httpPost(const HttpUrl& url, const std::string& target,
+                                     const std::string& body, const std::string& content_type,
+                                     std::chrono::milliseconds timeout) {
+  return request(url, http::verb::post, target, &body, content_type, timeout);
 }
 
 }  // namespace carina::ctl

@@ -1,6 +1,6 @@
 #pragma once
 
-// A minimal synchronous HTTP/1.1 GET for carinactl (Beast in the .cc only).
+// A minimal synchronous HTTP/1.1 GET and POST for carinactl (Beast in the .cc only).
 
 #include <chrono>
 #include <string>
@@ -16,5 +16,11 @@ namespace carina::ctl {
  *  NotFound for 404, Internal for other statuses (with the body's first line). */
 absl::StatusOr<std::string> httpGet(const HttpUrl& url, const std::string& target,
                                     std::chrono::milliseconds timeout);
+
+/** POSTs @p body (Content-Type @p content_type) to @p target and returns the body of a 200
+ *  response; errors as httpGet() (the agent's text reply, e.g. a 400's message, is included). */
+absl::StatusOr<std::string> httpPost(const HttpUrl& url, const std::string& target,
+                                     const std::string& body, const std::string& content_type,
+                                     std::chrono::milliseconds timeout);
 
 }  // namespace carina::ctl

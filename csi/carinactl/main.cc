@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <iterator>
 #include <memory>
 #include <string>
@@ -24,6 +25,7 @@
 #include "csi/carinactl/cli.h"
 #include "csi/carinactl/http_get.h"
 #include "csi/carinactl/render.h"
+#include "csi/carinactl/score.h"
 
 namespace {
 
@@ -93,6 +95,7 @@ private:
 
   absl::StatusOr<std::string> probe();
   absl::StatusOr<std::string> disks();
+  absl::StatusOr<std::string> score();
   absl::StatusOr<std::string> volumes();
   absl::StatusOr<std::string> create();
   absl::StatusOr<std::string> expand();
@@ -128,6 +131,8 @@ absl::StatusOr<std::string> Client::run() {
       return umount();
     case ctl::CommandKind::Stats:
       return stats();
+    case ctl::CommandKind::Score:
+      return score();
     case ctl::CommandKind::Help:
       break;
   }
@@ -195,6 +200,36 @@ absl::StatusOr<std::string> Client::disks() {
                           ctl::httpGet(url, "/debug/inventory", cmd_.global.timeout));
   CARINA_ASSIGN_OR_RETURN(ctl::Inventory inv, ctl::parseInventoryJson(body));
   return ctl::renderDisks(inv, cmd_.global.json);
+}
+
+absl::StatusOr<std::string> Client::score() {
+  std::string text;
+  if (cmd_.pod_file == "-") {
+    text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  } else {
+    std::ifstream in(cmd_.pod_file, std::ios::binary);
+    if (!in) {
+      std::error_code ec(errno, std::generic_category());
+      return absl::NotFoundError("cannot read " + cmd_.pod_file + ": " + ec.message());
+    }
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  absl::StatusOr<std::string> body = ctl::scoreRequestFromText(text);
+  if (!body.ok()) {
+    return absl::InvalidArgumentError(
+        (cmd_.pod_file == "-" ? std::string("stdin") : cmd_.pod_file) + ": " +
+        std::string(body.status().message()));
+  }
+  CARINA_ASSIGN_OR_RETURN(ctl::HttpUrl url, ctl::parseHttpUrl(cmd_.global.http));
+  CARINA_ASSIGN_OR_RETURN(std::string reply,
+                          ctl::httpPost(url, std::string(ctl::kScoreTarget), *body,
+                                        "application/json", cmd_.global.timeout));
+  CARINA_ASSIGN_OR_RETURN(ctl::ScoreReport report, ctl::parseScoreReply(reply));
+  if (!report.error.empty()) {
+    return absl::FailedPreconditionError("pod " + report.pod +
+                                         " cannot be judged: " + report.error);
+  }
+  return ctl::renderScore(report, cmd_.global.json);
 }
 
 absl::StatusOr<std::vector<ctl::VolumeView>> Client::listVolumes() {

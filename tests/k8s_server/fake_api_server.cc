@@ -1257,6 +1257,18 @@ std::optional<std::string> FakeApiServer::object(const k8s::ResourceKind& kind,
   });
 }
 
+std::vector<std::string> FakeApiServer::objects(const k8s::ResourceKind& kind) {
+  return impl_->runSync([&]() -> std::vector<std::string> {
+    std::vector<std::string> out;
+    if (auto* res = impl_->resource(kind.plural); res != nullptr) {
+      for (const auto& entry : res->objects) {
+        out.push_back(json::serialize(entry.second));
+      }
+    }
+    return out;
+  });
+}
+
 std::size_t FakeApiServer::objectCount(const k8s::ResourceKind& kind) {
   return impl_->runSync([&]() -> std::size_t {
     auto* res = impl_->resource(kind.plural);
@@ -1281,6 +1293,10 @@ void FakeApiServer::failNextRequests(int n, unsigned status) {
 
 void FakeApiServer::forbid(const std::string& verb, const std::string& plural) {
   impl_->runSync([&] { impl_->forbidden_.insert(verb + " " + plural); });
+}
+
+void FakeApiServer::allow(const std::string& verb, const std::string& plural) {
+  impl_->runSync([&] { impl_->forbidden_.erase(verb + " " + plural); });
 }
 
 void FakeApiServer::setToken(const std::string& token) {

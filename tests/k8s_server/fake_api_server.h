@@ -96,6 +96,8 @@ public:
   absl::Status erase(const k8s::ResourceKind& kind, const std::string& ns, const std::string& name);
   std::optional<std::string> object(const k8s::ResourceKind& kind, const std::string& ns,
                                     const std::string& name);
+  /** Every stored object of @p kind (JSON), in key order. */
+  std::vector<std::string> objects(const k8s::ResourceKind& kind);
   std::size_t objectCount(const k8s::ResourceKind& kind);
   /** The current global resourceVersion. */
   int64_t resourceVersion();
@@ -109,6 +111,8 @@ public:
   /** Requests of @p verb ("get", "list", "watch", "create", "update", "patch", "delete") on
    *  @p plural get 403 Forbidden. */
   void forbid(const std::string& verb, const std::string& plural);
+  /** Undoes forbid(). */
+  void allow(const std::string& verb, const std::string& plural);
   /** Only @p token is accepted from now on (others: 401). */
   void setToken(const std::string& token);
   /** Forgets all history: watches from any RV before now get 410 Expired. */

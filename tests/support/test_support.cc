@@ -11,6 +11,7 @@
 #include <sstream>
 #include <sys/mount.h>
 #include <sys/wait.h>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -134,6 +135,18 @@ void unmountBelow(const std::string& dir) {
   for (const std::string& t : targets) {
     umount2(t.c_str(), MNT_DETACH);
   }
+}
+
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds poll) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) {
+      return true;
+    }
+    std::this_thread::sleep_for(poll);
+  }
+  return pred();
 }
 
 }  // namespace carina::test

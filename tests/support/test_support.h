@@ -2,6 +2,8 @@
 
 // Helpers shared by carina's tests: root gating, temporary directories, running commands.
 
+#include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -33,6 +35,11 @@ struct CommandResult {
 
 /** Runs argv[0] (looked up in PATH) with LC_ALL=C and waits for it. */
 CommandResult run(const std::vector<std::string>& argv);
+
+/** Polls @p pred every @p poll until it holds (true) or @p timeout passed (false; @p pred is
+ *  asked once more at the end). For conditions other threads or processes bring about. */
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds poll = std::chrono::milliseconds(50));
 
 /** Unmounts (lazily, MNT_DETACH) every mount point at or below @p dir, deepest first. */
 void unmountBelow(const std::string& dir);

@@ -18,6 +18,8 @@ struct AgentSetup {
   std::vector<std::string> disks;  // kernel names the single RAW group selects, e.g. "loop7"
   std::string group = "raw";
   std::string extra_yaml;  // appended to the generated config
+  bool standalone = true;  // false: cluster mode (give kubernetes.kubeconfig in extra_yaml)
+  std::string http_listen = "127.0.0.1:0";
   std::string socket() const { return dir + "/csi.sock"; }
   std::string kubeletDir() const { return dir + "/kubelet"; }
   std::string configPath() const { return dir + "/config.yaml"; }

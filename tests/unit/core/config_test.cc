@@ -161,6 +161,11 @@ TEST_CASE("parseConfig rejects bad input with the path of the field", "[unit][co
       {"timeout zero", "kubernetes: {requestTimeoutSeconds: 0}",
        "kubernetes.requestTimeoutSeconds:"},
       {"dryRun not bool", "reconciler: {dryRun: 3}", "reconciler.dryRun: expected true or false"},
+      {"reconciler interval below 10", "reconciler: {intervalSeconds: 9}",
+       "reconciler.intervalSeconds: must be at least 10"},
+      {"reconciler enabled not bool", "reconciler: {enabled: sometimes}",
+       "reconciler.enabled: expected true or false"},
+      {"reconciler unknown key", "reconciler: {grace: 5}", "reconciler.grace: unknown key"},
       {"bad level", "logging: {level: verbose}", "logging.level: unknown log level"},
       {"bad format", "logging: {format: xml}", "logging.format: must be json or text"},
       {"bad component level", "logging: {components: {storage: loud}}",
@@ -184,6 +189,21 @@ TEST_CASE("parseConfig rejects bad input with the path of the field", "[unit][co
       CHECK(msg.rfind(c.prefix, 0) == 0);
     }
   }
+}
+
+TEST_CASE("parseConfig reads the orphan reconciler section", "[unit][config]") {
+  AgentConfig defaults;
+  CHECK(defaults.reconciler.interval_seconds == 600);
+  CHECK(defaults.reconciler.grace_period_seconds == 3600);
+  CHECK_FALSE(defaults.reconciler.dry_run);
+  CHECK(defaults.reconciler.enabled);
+  auto cfg = parseConfig(
+      "reconciler: {intervalSeconds: 10, gracePeriodSeconds: 0, dryRun: true, enabled: false}");
+  REQUIRE(cfg.ok());
+  CHECK(cfg->reconciler.interval_seconds == 10);
+  CHECK(cfg->reconciler.grace_period_seconds == 0);
+  CHECK(cfg->reconciler.dry_run);
+  CHECK_FALSE(cfg->reconciler.enabled);
 }
 
 TEST_CASE("loadConfigFile reports unreadable files and prefixes the path", "[unit][config]") {

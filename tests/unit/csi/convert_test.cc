@@ -245,5 +245,39 @@ TEST_CASE("codeName names every gRPC code", "[unit][csi]") {
   CHECK(codeName(absl::StatusCode::kOk) == "OK");
 }
 
+TEST_CASE("parseParameters is storage::parseClassParams (CreateVolume and the extender agree)",
+          "[unit][csi]") {
+  const std::vector<std::map<std::string, std::string>> cases = {
+      {},
+      {{"carina.storage.io/disk-type", "hdd"}},
+      {{"carina.storage.io/disk-group-name", "ssd"}, {"carina.storage.io/disk-type", "ssd"}},
+      {{"carina.storage.io/disk-group-name", "ssd"}, {"carina.storage.io/disk-type", "hdd"}},
+      {{"carina.storage.io/exclusivity-disk", "TRUE"}},
+      {{"carina.storage.io/exclusively-raw-disk", "False"}},
+      {{"carina.storage.io/exclusivity-disk", ""}},
+      {{"carina.storage.io/exclusivity-disk", "1"}},
+      {{"carina.storage.io/scheduler-strategy", "Binpack"}},
+      {{"carina.storage.io/scheduler-strategy", ""}},
+      {{"carina.storage.io/scheduler-strategy", "random"}},
+      {{"csi.storage.k8s.io/fstype", "xfs"}},
+      {{"csi.storage.k8s.io/fstype", "zfs"}},
+      {{"carina.storage.io/unknown", "x"}},
+      {{"csi.storage.k8s.io/pvc/namespace", "default"}, {"volumeGroup", "vg0"}},
+  };
+  for (const auto& params : cases) {
+    auto csi_params = parseParameters(params);
+    auto shared = carina::storage::parseClassParams(params);
+    CAPTURE(params.size(), shared.status().message());
+    REQUIRE(csi_params.ok() == shared.ok());
+    if (!shared.ok()) {
+      CHECK(csi_params.status() == shared.status());  // same code, same message
+      continue;
+    }
+    CHECK(csi_params->group == shared->group);
+    CHECK(csi_params->exclusive == shared->exclusive);
+    CHECK(csi_params->fs_type == shared->fs_type);
+  }
+}
+
 }  // namespace
 }  // namespace carina::csi

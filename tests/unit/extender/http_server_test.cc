@@ -134,6 +134,40 @@ TEST_CASE("HTTP: filter and prioritize over loopback, both nodeCacheCapable mode
   CHECK(health.body() == "ok\n");
 }
 
+TEST_CASE("HTTP: POST /debug/score (carinactl score) with an overlaid claim",
+          "[unit][extender][http]") {
+  TestServer ts;
+  Client c(ts.server->port());
+  const std::string pod = R"({"metadata":{"name":"db-0","namespace":"default"},"spec":{"volumes":[)"
+                          R"({"name":"data","persistentVolumeClaim":{"claimName":"data-db-0"}}]}})";
+  // The cluster's claim: 10 GiB fits worker-1 only.
+  auto cluster = c.send(http::verb::post, "/debug/score", R"({"pod":)" + pod + "}");
+  REQUIRE(cluster.result_int() == 200);
+  CHECK(cluster[http::field::content_type] == "application/json");
+  json::value v = json::parse(cluster.body());
+  REQUIRE(v.at("nodes").as_array().size() == 2);
+  CHECK(v.at("nodes").at(0).at("node") == "worker-1");
+  CHECK(v.at("nodes").at(0).at("fits") == true);
+  CHECK(v.at("nodes").at(1).at("fits") == false);
+  // The file's version of the same claim (5 GiB) wins: both nodes fit.
+  auto what_if = c.send(
+      http::verb::post, "/debug/score",
+      R"({"pod":)" + pod +
+          R"(,"claims":[{"metadata":{"name":"data-db-0"},"spec":{"storageClassName":"local-lvm",)"
+          R"("resources":{"requests":{"storage":"5Gi"}}}}]})");
+  v = json::parse(what_if.body());
+  CHECK(v.at("nodes").at(1).at("fits") == true);
+  // The strategy follows the runtime setting.
+  ts.service.setStrategy(core::SchedulerStrategy::Spreadout);
+  v = json::parse(c.send(http::verb::post, "/debug/score", R"({"pod":)" + pod + "}").body());
+  CHECK(v.at("strategy") == "spreadout");
+  // Bad body: 400 text, the server keeps serving.
+  auto bad = c.send(http::verb::post, "/debug/score", R"({"pod":)");
+  CHECK(bad.result_int() == 400);
+  CHECK(c.send(http::verb::get, "/healthz").result_int() == 200);
+  CHECK(c.send(http::verb::get, "/debug/score").result_int() == 405);
+}
+
 TEST_CASE("HTTP: errors keep the server serving", "[unit][extender][http]") {
   TestServer ts(64 * 1024);
   Client c(ts.server->port());

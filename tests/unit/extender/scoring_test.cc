@@ -402,3 +402,119 @@ TEST_CASE("supply from the local inventory (standalone mode)", "[unit][extender]
 
 }  // namespace
 }  // namespace carina::extender
+
+namespace carina::extender {
+
+TEST_CASE("one request over many nodes equals one node at a time (per-request reuse)",
+          "[unit][extender]") {
+  using namespace testing;  // NOLINT
+  InMemoryClusterView view;
+  addClasses(view);
+  view.upsertStorageClass(
+      carinaClass("broken", {{"carina.storage.io/disk-group-name", "ssd"},
+                             {"carina.storage.io/exclusivity-disk", "perhaps"}}));
+  std::vector<std::string> names;
+  for (uint64_t i = 0; i < 40; ++i) {
+    std::string n = "node-" + std::to_string(i);
+    names.push_back(n);
+    std::vector<storage::DiskSpace> disks;
+    for (uint64_t d = 0; d < 1 + i % 4; ++d) {
+      if ((i + d) % 5 == 0) {
+        disks.push_back(emptyDisk("sd" + std::to_string(d), (20 + d) * GiB));
+      } else {
+        disks.push_back(disk("sd" + std::to_string(d), 50 * GiB,
+                             {{MiB, (2 + (i * 7 + d) % 9) * GiB}, {30 * GiB, (1 + i % 6) * GiB}},
+                             1));
+      }
+    }
+    std::vector<GroupSupply> groups{rawGroup("ssd", disks)};
+    if (i % 3 != 0) {
+      groups.push_back(lvmGroup("vg", 100 * GiB, (5 + i * 3 % 60) * GiB));
+    }
+    if (i % 7 == 6) {
+      groups.clear();  // a node without groups
+    }
+    if (i % 11 != 10) {  // some names have no supply at all
+      view.setNodeSupply(node(n, groups));
+    }
+    // Promises of every kind, in no particular order.
+    auto promise = [&](const std::string& name, const std::string& sc, uint64_t bytes) {
+      Claim c = claim(name, sc, bytes);
+      c.selected_node = n;
+      view.upsertClaim(c);
+    };
+    if (i % 2 == 0) {
+      promise("p-small-" + n, "raw", GiB);
+      promise("p-big-" + n, "raw", (1 + i % 4) * GiB);
+    }
+    if (i % 4 == 1) {
+      promise("p-excl-" + n, "raw-excl", 10 * GiB);
+      promise("p-lvm-" + n, "lvm", 4 * GiB);
+      promise("p-broken-" + n, "broken", GiB);
+      promise("p-other-" + n, "other", GiB);
+    }
+  }
+  view.upsertClaim(claim("a", "raw", 2 * GiB));
+  view.upsertClaim(claim("b", "raw", 3 * GiB));
+  view.upsertClaim(claim("c", "lvm", 8 * GiB));
+  view.upsertClaim(claim("d", "raw-excl", 15 * GiB));
+  for (const std::vector<std::string>& claims : std::vector<std::vector<std::string>>{
+           {"a"}, {"a", "b"}, {"a", "b", "c"}, {"d", "a"}, {"c"}}) {
+    CAPTURE(claims);
+    Pod p = pod("p", claims);
+    for (SchedulerStrategy s : {SchedulerStrategy::Binpack, SchedulerStrategy::Spreadout}) {
+      auto all = evaluatePod(p, names, view, ScoringOptions{s});
+      REQUIRE(all.ok());
+      auto demand = resolveDemand(p, view);
+      REQUIRE(demand.ok());
+      std::size_t fits = 0;
+      for (std::size_t i = 0; i < names.size(); ++i) {
+        NodeVerdict one = evaluateNode(*demand, names[i], view, ScoringOptions{s});
+        CAPTURE(names[i]);
+        CHECK((*all)[i].node == one.node);
+        CHECK((*all)[i].fits == one.fits);
+        CHECK((*all)[i].reason == one.reason);
+        CHECK((*all)[i].score == one.score);
+        fits += one.fits ? 1 : 0;
+      }
+      CHECK(fits > 0);  // the table exercises both outcomes
+      CHECK(fits < names.size());
+    }
+  }
+}
+
+TEST_CASE("StorageClass parameters: the extender refuses what CreateVolume refuses",
+          "[unit][extender]") {
+  using namespace testing;  // NOLINT
+  InMemoryClusterView view;
+  view.setNodeSupply(node("n1", {lvmGroup("vg", 100 * GiB, 50 * GiB)}));
+  std::vector<std::string> nodes{"n1"};
+  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+           {"carina.storage.io/disk-typo", "x"},
+           {"csi.storage.k8s.io/fstype", "btrfs"},
+           {"carina.storage.io/scheduler-strategy", "fast"},
+           {"carina.storage.io/exclusivity-disk", "yes"}}) {
+    CAPTURE(key, value);
+    view.upsertStorageClass(
+        carinaClass("sc", {{"carina.storage.io/disk-group-name", "vg"}, {key, value}}));
+    view.upsertClaim(claim("c", "sc", GiB));
+    auto r = evaluatePod(pod("p", {"c"}), nodes, view, ScoringOptions{});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(r.status().message()), Catch::StartsWith("carina: StorageClass sc: "));
+  }
+  // disk-type and disk-group-name must agree, as for CreateVolume.
+  view.upsertStorageClass(carinaClass(
+      "sc", {{"carina.storage.io/disk-group-name", "vg"}, {"carina.storage.io/disk-type", "ssd"}}));
+  CHECK_FALSE(evaluatePod(pod("p", {"c"}), nodes, view, ScoringOptions{}).ok());
+  // Accepted spellings.
+  view.upsertStorageClass(carinaClass("sc", {{"carina.storage.io/disk-type", "vg"},
+                                             {"carina.storage.io/exclusivity-disk", "FALSE"},
+                                             {"carina.storage.io/scheduler-strategy", "SpreadOut"},
+                                             {"csi.storage.k8s.io/fstype", "xfs"}}));
+  auto ok = evaluatePod(pod("p", {"c"}), nodes, view, ScoringOptions{});
+  REQUIRE(ok.ok());
+  CHECK(ok->front().fits);
+}
+
+}  // namespace carina::extender

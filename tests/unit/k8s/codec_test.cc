@@ -147,6 +147,51 @@ TEST_CASE("NodeStorageResource and LogicVolume round-trip", "[unit][k8s]") {
   CHECK(lv2->current_bytes == lv.current_bytes);
 }
 
+TEST_CASE("NodeStorageResource: node-wide sums and group names for printer columns",
+          "[unit][k8s]") {
+  NodeStorageResource nsr;
+  nsr.metadata.name = "node-a";
+  nsr.node_name = "node-a";
+  nsr.groups.push_back(StorageGroup{"ssd", "RAW", 100, 60, 40, 1, "", {}});
+  nsr.groups.push_back(StorageGroup{"hdd", "LVM", 1000, 700, 700, 0, "vg", {}});
+  std::string json = encodeObject(nsr);
+  CHECK(json.find(R"("totalBytes":1100)") != std::string::npos);
+  CHECK(json.find(R"("freeBytes":760)") != std::string::npos);
+  CHECK(json.find(R"("groupNames":"ssd,hdd")") != std::string::npos);
+  nsr.groups.clear();
+  json = encodeObject(nsr);
+  CHECK(json.find(R"("totalBytes":0)") != std::string::npos);
+  CHECK(json.find("groupNames") == std::string::npos);
+}
+
+TEST_CASE("ownerReferences: decoded; written for new objects, kept from raw", "[unit][k8s]") {
+  auto pvc = decodeAs<PersistentVolumeClaim>(R"({"metadata":{"name":"p","namespace":"n",
+    "ownerReferences":[{"apiVersion":"v1","kind":"Pod","name":"web","uid":"pod-uid",
+      "controller":true,"blockOwnerDeletion":true,"x-future":1}]}})");
+  REQUIRE(pvc.ok());
+  REQUIRE(pvc->metadata.owner_references.size() == 1);
+  const OwnerReference& ref = pvc->metadata.owner_references[0];
+  CHECK(ref.api_version == "v1");
+  CHECK(ref.kind == "Pod");
+  CHECK(ref.name == "web");
+  CHECK(ref.uid == "pod-uid");
+  CHECK(ref.controller);
+  CHECK(ref.block_owner_deletion);
+  // Unknown fields of the references survive an update.
+  CHECK(encodeObject(*pvc).find("x-future") != std::string::npos);
+
+  Node fresh;
+  fresh.metadata.name = "n";
+  fresh.metadata.owner_references.push_back({"v1", "Node", "other", "u2", true, false});
+  auto back = decodeAs<Node>(encodeObject(fresh));
+  REQUIRE(back.ok());
+  REQUIRE(back->metadata.owner_references.size() == 1);
+  CHECK(back->metadata.owner_references[0] == fresh.metadata.owner_references[0]);
+
+  CHECK(decodeAs<Node>(R"({"metadata":{"ownerReferences":{}}})").status().code() ==
+        absl::StatusCode::kInvalidArgument);
+}
+
 TEST_CASE("parseKubeconfig reads the current context, token and CA data", "[unit][k8s]") {
   auto cfg = parseKubeconfig(readTestData("kubeconfig.yaml"), "/nonexistent");
   REQUIRE(cfg.ok());
