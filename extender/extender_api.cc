@@ -623,6 +623,21 @@ std::string renderHostPriorities(const std::vector<NodeVerdict>& verdicts) {
   return out;
 }
 
+namespace {
+
+/** The nodes a request names: NodeNames when sent (nodeCacheCapable), else the names of the
+ *  Node objects, which are copied into @p storage. */
+const std::vector<std::string>& requestNodes(const ExtenderArgs& args,
+                                             std::vector<std::string>& storage) {
+  if (args.node_names) {
+    return *args.node_names;
+  }
+  storage = args.candidates();
+  return storage;
+}
+
+}  // namespace
+
 ApiReply handleFilter(std::string_view body, const ClusterView& view,
                       const ScoringOptions& options) {
   absl::StatusOr<ExtenderArgs> args = parseExtenderArgs(body);
@@ -630,10 +645,7 @@ ApiReply handleFilter(std::string_view body, const ClusterView& view,
     return ApiReply{400, statusText(args.status())};
   }
   std::vector<std::string> names;
-  if (!args->node_names) {
-    names = args->candidates();
-  }
-  const std::vector<std::string>& nodes = args->node_names ? *args->node_names : names;
+  const std::vector<std::string>& nodes = requestNodes(*args, names);
   absl::StatusOr<std::vector<NodeVerdict>> verdicts = evaluatePod(args->pod, nodes, view, options);
   if (!verdicts.ok()) {
     return ApiReply{200, renderFilterError(statusText(verdicts.status()))};
@@ -648,10 +660,7 @@ ApiReply handlePrioritize(std::string_view body, const ClusterView& view,
     return ApiReply{400, statusText(args.status())};
   }
   std::vector<std::string> names;
-  if (!args->node_names) {
-    names = args->candidates();
-  }
-  const std::vector<std::string>& nodes = args->node_names ? *args->node_names : names;
+  const std::vector<std::string>& nodes = requestNodes(*args, names);
   absl::StatusOr<std::vector<NodeVerdict>> verdicts = evaluatePod(args->pod, nodes, view, options);
   if (!verdicts.ok()) {
     std::vector<NodeVerdict> zero;

@@ -572,13 +572,7 @@ absl::StatusOr<Volume> PartitionEngine::createLocked(const VolumeSpec& spec, con
       return absl::InternalError("placement not sector aligned on " + info.name);
     }
     auto fail = [&](const absl::Status& st) {
-      // An error (not a crash): refresh the cache from the disk and repair the kernel view so
-      // that a retry works from what was committed.
-      if (auto again = openTable(*disk); again.ok()) {
-        if (auto rt = (*again)->read(); rt.ok()) {
-          publish(*disk, *rt, (*again)->syncKernel().ok());
-        }
-      }
+      refreshAfterError(*disk);
       return st;
     };
     if (!t.hasLabel()) {
@@ -630,6 +624,14 @@ absl::StatusOr<Volume> PartitionEngine::createLocked(const VolumeSpec& spec, con
   return absl::AbortedError("disk space changed too often while placing " + spec.name + ": retry");
 }
 
+void PartitionEngine::refreshAfterError(DiskState& disk) {
+  if (auto again = openTable(disk); again.ok()) {
+    if (auto rt = (*again)->read(); rt.ok()) {
+      publish(disk, *rt, (*again)->syncKernel().ok());
+    }
+  }
+}
+
 absl::Status PartitionEngine::deleteVolume(const std::string& id) {
   if (id.empty()) {
     return absl::InvalidArgumentError("volume id is empty");
@@ -651,11 +653,7 @@ absl::Status PartitionEngine::deleteVolume(const std::string& id) {
   CARINA_ASSIGN_OR_RETURN(os::PartitionTablePtr table, openTable(*disk));
   CARINA_ASSIGN_OR_RETURN(os::TableInfo t, table->read());
   auto fail = [&](const absl::Status& st) {
-    if (auto again = openTable(*disk); again.ok()) {
-      if (auto rt = (*again)->read(); rt.ok()) {
-        publish(*disk, *rt, (*again)->syncKernel().ok());
-      }
-    }
+    refreshAfterError(*disk);
     CARINA_LOG_WARN(logger(), "delete volume failed",
                     {{"volume_id", id}, {"disk", info.name}, {"error", toStd(st.message())}});
     return st;
@@ -733,11 +731,7 @@ absl::StatusOr<Volume> PartitionEngine::expandVolume(const std::string& id, uint
   CARINA_ASSIGN_OR_RETURN(os::PartitionTablePtr table, openTable(*disk));
   CARINA_ASSIGN_OR_RETURN(os::TableInfo t, table->read());
   auto fail = [&](const absl::Status& st) {
-    if (auto again = openTable(*disk); again.ok()) {
-      if (auto rt = (*again)->read(); rt.ok()) {
-        publish(*disk, *rt, (*again)->syncKernel().ok());
-      }
-    }
+    refreshAfterError(*disk);
     CARINA_LOG_WARN(logger(), "expand volume failed",
                     {{"volume_id", id}, {"disk", info.name}, {"error", toStd(st.message())}});
     return st;

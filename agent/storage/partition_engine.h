@@ -76,6 +76,9 @@ private:
   absl::StatusOr<os::PartitionTablePtr> openTable(DiskState& disk);
   absl::Status loadDisk(DiskState& disk, bool repair);
   void publish(DiskState& disk, const os::TableInfo& table, bool kernel_ok);
+  /** After an error (not a crash): refreshes the cache from the disk and repairs the kernel
+   *  view, so that a retry works from what was committed. Best effort. */
+  void refreshAfterError(DiskState& disk);
   absl::StatusOr<std::string> resolveGroup(const std::string& group);
   std::vector<DiskStatePtr> groupDisks(const std::string& group);
   std::optional<std::pair<DiskStatePtr, os::PartitionEntry>> locate(const std::string& id);
