@@ -47,6 +47,12 @@ struct HttpServerOptions {
   std::chrono::milliseconds write_timeout{30000};
   std::chrono::milliseconds idle_timeout{120000};  // keep-alive connection without a request
   std::size_t max_connections = 1024;              // further connections are closed at once
+  /** Called once per answered request, after its response's last byte was written (or the
+   *  write failed): the path, the status, and the server-side time from the request's header
+   *  having been read to the response written (body read, handler, write; not the wait for the
+   *  next request on a keep-alive connection). On the io thread: must be cheap and not block. */
+  std::function<void(const std::string& path, unsigned status, std::chrono::microseconds)>
+      on_request;
 };
 
 class HttpServer {

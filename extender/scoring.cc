@@ -80,8 +80,8 @@ void subtractPromises(GroupWork& w) {
     v[j] = std::move(x);
   }
   for (const storage::Demand& d : w.promised) {
-    std::optional<storage::Placement> p = d.exclusive ? storage::bestFitExclusive(w.disks, d.bytes)
-                                                      : storage::bestFitShared(w.disks, d.bytes);
+    std::optional<storage::Fit> p = d.exclusive ? storage::fitExclusive(w.disks, d.bytes)
+                                                : storage::fitShared(w.disks, d.bytes);
     if (p) {
       storage::consume(w.disks, *p, d.exclusive);
     }
@@ -185,16 +185,21 @@ std::optional<double> Evaluator::placeRaw(GroupWork& w, const std::string& node,
     subtractPromises(w);
     disks = &w.disks;
   }
-  uint64_t free = storage::freeBytes(*disks);
+  // One pass for the group's size and free bytes (freeBytes() without a second walk).
+  uint64_t free = 0;
+  uint64_t total = 0;
+  for (const storage::DiskSpace& disk : *disks) {
+    total += disk.size_bytes;
+    if (!disk.exclusive) {
+      free += storage::usableBytes(disk);
+    }
+  }
   // Free space after placement: shared volumes take their bytes, exclusive ones the whole disk
   // (all of its free segments).
-  auto take = [&](const storage::Placement& pl, bool exclusive) {
-    uint64_t taken = pl.bytes;
-    if (exclusive && pl.disk_index < disks->size()) {
-      taken = 0;
-      for (const storage::Segment& seg : (*disks)[pl.disk_index].free) {
-        taken += seg.length;
-      }
+  auto take = [&](std::size_t disk_index, uint64_t bytes, bool exclusive) {
+    uint64_t taken = bytes;
+    if (exclusive && disk_index < disks->size()) {
+      taken = storage::usableBytes((*disks)[disk_index]);
     }
     free -= std::min(free, taken);
   };
@@ -203,10 +208,10 @@ std::optional<double> Evaluator::placeRaw(GroupWork& w, const std::string& node,
     // The common case, without placeAll's copy of the disks: for one demand placeAll is exactly
     // this best fit (same functions, same message).
     const VolumeDemand& d = *w.demands.front();
-    std::optional<storage::Placement> p = d.exclusive ? storage::bestFitExclusive(*disks, d.bytes)
-                                                      : storage::bestFitShared(*disks, d.bytes);
+    std::optional<storage::Fit> p =
+        d.exclusive ? storage::fitExclusive(*disks, d.bytes) : storage::fitShared(*disks, d.bytes);
     if (p) {
-      take(*p, d.exclusive);
+      take(p->disk_index, p->bytes, d.exclusive);
     } else {
       ok = false;
     }
@@ -221,7 +226,7 @@ std::optional<double> Evaluator::placeRaw(GroupWork& w, const std::string& node,
         storage::placeAll(*disks, scratch_demands_);
     if (placed.ok()) {
       for (std::size_t i = 0; i < placed->size(); ++i) {
-        take((*placed)[i], scratch_demands_[i].exclusive);
+        take((*placed)[i].disk_index, (*placed)[i].bytes, scratch_demands_[i].exclusive);
       }
     } else {
       ok = false;
@@ -236,10 +241,6 @@ std::optional<double> Evaluator::placeRaw(GroupWork& w, const std::string& node,
     absl::Status why = storage::placeAll(*disks, demands).status();
     failed = fail(node, "carina: group " + g.name + ": " + std::string(why.message()));
     return std::nullopt;
-  }
-  uint64_t total = 0;
-  for (const storage::DiskSpace& disk : *disks) {
-    total += disk.size_bytes;
   }
   double u = 1.0;
   if (total > 0) {

@@ -39,6 +39,7 @@
 #include "extender/cluster_view.h"
 #include "extender/extender_service.h"
 #include "extender/http_server.h"
+#include "extender/request_stats.h"
 #include "k8s-client/kube_client.h"
 
 #ifndef CARINA_VERSION
@@ -283,8 +284,13 @@ int run(const core::AgentConfig& cfg) {
 
   // HTTP: scheduler extender, health, inventory.
   extender::ExtenderService extender_service(view, cfg.extender, cfg.scheduler_strategy);
-  extender::HttpServerPtr http =
-      extender::makeHttpServer(ioc.get_executor(), extender::serverOptions(cfg.extender));
+  extender::RequestStats http_stats;
+  extender::HttpServerOptions http_options = extender::serverOptions(cfg.extender);
+  http_options.on_request = [&http_stats](const std::string& path, unsigned status,
+                                          std::chrono::microseconds elapsed) {
+    http_stats.record(path, status, elapsed);
+  };
+  extender::HttpServerPtr http = extender::makeHttpServer(ioc.get_executor(), http_options);
   extender_service.registerRoutes(*http, /*with_healthz=*/true);
   http->route("GET", "/readyz", [&](const extender::HttpRequest&) {
     extender::HttpResponse r;
@@ -296,6 +302,11 @@ int run(const core::AgentConfig& cfg) {
   http->route("GET", "/debug/inventory", [&](const extender::HttpRequest&) {
     extender::HttpResponse r;
     r.body = inventoryToJson(engine.snapshot(), node);
+    return r;
+  });
+  http->route("GET", "/debug/extender", [&](const extender::HttpRequest&) {
+    extender::HttpResponse r;
+    r.body = http_stats.json();
     return r;
   });
   http->route("GET", "/debug/cluster", [&](const extender::HttpRequest&) {

@@ -6,12 +6,6 @@
 
 namespace carina::storage {
 
-uint64_t alignUp(uint64_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
-
-uint64_t alignDown(uint64_t bytes) { return bytes / kAlignment * kAlignment; }
-
-namespace {
-
 uint64_t usableBytes(const DiskSpace& disk) {
   uint64_t sum = 0;
   for (const Segment& s : disk.free) {
@@ -20,21 +14,27 @@ uint64_t usableBytes(const DiskSpace& disk) {
   return sum;
 }
 
+namespace {
+
 bool isEmptyDisk(const DiskSpace& disk) {
   return !disk.exclusive && disk.partitions == 0 && !disk.free.empty();
 }
 
+std::optional<Placement> named(std::span<const DiskSpace> disks, std::optional<Fit> fit) {
+  if (!fit) {
+    return std::nullopt;
+  }
+  return Placement{"", fit->disk_index, disks[fit->disk_index].name, fit->offset, fit->bytes};
+}
+
 }  // namespace
 
-std::optional<Placement> bestFitShared(std::span<const DiskSpace> disks, uint64_t bytes) {
+std::optional<Fit> fitShared(std::span<const DiskSpace> disks, uint64_t bytes) {
   const uint64_t need = alignUp(bytes);
   if (need == 0) {
     return std::nullopt;
   }
-  // The winner is remembered by index and only turned into a Placement (with its disk name) at
-  // the end: the scheduler extender calls this for every node of every request.
-  std::size_t best_disk = disks.size();
-  uint64_t best_start = 0;
+  std::optional<Fit> best;
   uint64_t best_len = 0;
   for (std::size_t i = 0; i < disks.size(); ++i) {
     const DiskSpace& d = disks[i];
@@ -44,29 +44,26 @@ std::optional<Placement> bestFitShared(std::span<const DiskSpace> disks, uint64_
     for (const Segment& s : d.free) {
       // Segments are aligned, but be defensive about what callers hand in.
       uint64_t start = alignUp(s.start);
-      if (start >= s.end() || alignDown(s.end()) - start < need) {
+      uint64_t end = alignDown(s.end());
+      if (start >= end || end - start < need) {
         continue;
       }
-      uint64_t len = alignDown(s.end()) - start;
-      if (best_disk == disks.size() || len < best_len) {
-        best_disk = i;
-        best_start = start;
+      uint64_t len = end - start;
+      if (!best || len < best_len) {
+        best = Fit{i, start, need};
         best_len = len;
       }
     }
   }
-  if (best_disk == disks.size()) {
-    return std::nullopt;
-  }
-  return Placement{"", best_disk, disks[best_disk].name, best_start, need};
+  return best;
 }
 
-std::optional<Placement> bestFitExclusive(std::span<const DiskSpace> disks, uint64_t bytes) {
+std::optional<Fit> fitExclusive(std::span<const DiskSpace> disks, uint64_t bytes) {
   const uint64_t need = alignUp(bytes);
   if (need == 0) {
     return std::nullopt;
   }
-  std::optional<Placement> best;
+  std::optional<Fit> best;
   uint64_t best_usable = 0;
   for (std::size_t i = 0; i < disks.size(); ++i) {
     const DiskSpace& d = disks[i];
@@ -82,14 +79,22 @@ std::optional<Placement> bestFitExclusive(std::span<const DiskSpace> disks, uint
     }
     uint64_t usable = usableBytes(d);
     if (!best || usable < best_usable) {
-      best = Placement{"", i, d.name, start, need};
+      best = Fit{i, start, need};
       best_usable = usable;
     }
   }
   return best;
 }
 
-void consume(std::vector<DiskSpace>& disks, const Placement& p, bool exclusive) {
+std::optional<Placement> bestFitShared(std::span<const DiskSpace> disks, uint64_t bytes) {
+  return named(disks, fitShared(disks, bytes));
+}
+
+std::optional<Placement> bestFitExclusive(std::span<const DiskSpace> disks, uint64_t bytes) {
+  return named(disks, fitExclusive(disks, bytes));
+}
+
+void consume(std::vector<DiskSpace>& disks, const Fit& p, bool exclusive) {
   if (p.disk_index >= disks.size()) {
     return;
   }
@@ -107,17 +112,24 @@ void consume(std::vector<DiskSpace>& disks, const Placement& p, bool exclusive) 
     }
     Segment before{s.start, p.offset - s.start};
     Segment after{p.offset + p.bytes, s.end() - (p.offset + p.bytes)};
-    d.free.erase(d.free.begin() + static_cast<std::ptrdiff_t>(i));
-    std::vector<Segment> pieces;
-    if (before.length >= kAlignment) {
-      pieces.push_back(before);
+    // Replace the segment by its remains in place (no temporary vector).
+    auto pos = d.free.begin() + static_cast<std::ptrdiff_t>(i);
+    if (before.length >= kAlignment && after.length >= kAlignment) {
+      *pos = before;
+      d.free.insert(pos + 1, after);
+    } else if (before.length >= kAlignment) {
+      *pos = before;
+    } else if (after.length >= kAlignment) {
+      *pos = after;
+    } else {
+      d.free.erase(pos);
     }
-    if (after.length >= kAlignment) {
-      pieces.push_back(after);
-    }
-    d.free.insert(d.free.begin() + static_cast<std::ptrdiff_t>(i), pieces.begin(), pieces.end());
     return;
   }
+}
+
+void consume(std::vector<DiskSpace>& disks, const Placement& p, bool exclusive) {
+  consume(disks, Fit{p.disk_index, p.offset, p.bytes}, exclusive);
 }
 
 absl::StatusOr<std::vector<Placement>> placeAll(std::vector<DiskSpace> disks,

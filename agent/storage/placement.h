@@ -19,10 +19,13 @@ namespace carina::storage {
 
 inline constexpr uint64_t kAlignment = 1024ULL * 1024ULL;
 
-/** @p bytes rounded up to a multiple of 1 MiB (0 stays 0). */
-uint64_t alignUp(uint64_t bytes);
+/** @p bytes rounded up to a multiple of 1 MiB (0 stays 0). Inline: the extender's best-fit
+ *  loops call these for every segment of every candidate node. */
+constexpr uint64_t alignUp(uint64_t bytes) {
+  return (bytes + kAlignment - 1) / kAlignment * kAlignment;
+}
 /** @p bytes rounded down to a multiple of 1 MiB. */
-uint64_t alignDown(uint64_t bytes);
+constexpr uint64_t alignDown(uint64_t bytes) { return bytes / kAlignment * kAlignment; }
 
 struct Demand {
   std::string id;          // PVC or volume name, for messages
@@ -39,17 +42,30 @@ struct Placement {
   friend bool operator==(const Placement&, const Placement&) = default;
 };
 
+/** Where a best fit lands, by disk index only: what bestFitShared/bestFitExclusive compute before
+ *  naming the disk (the scheduler extender runs this for every candidate node of a request and
+ *  needs no names). */
+struct Fit {
+  std::size_t disk_index = 0;
+  uint64_t offset = 0;
+  uint64_t bytes = 0;  // aligned size
+};
+
 /** Best fit for a shared volume: the smallest free segment that holds alignUp(bytes), over all
  *  non-exclusive disks; ties go to the earlier disk, then the lower offset. The volume is placed
  *  at the start of the segment. nullopt when nothing fits. */
-std::optional<Placement> bestFitShared(std::span<const DiskSpace> disks, uint64_t bytes);
-
+std::optional<Fit> fitShared(std::span<const DiskSpace> disks, uint64_t bytes);
 /** Best fit for an exclusive volume: the smallest disk with no partitions whose usable space
  *  holds alignUp(bytes); placed at the start of its first free segment. */
+std::optional<Fit> fitExclusive(std::span<const DiskSpace> disks, uint64_t bytes);
+
+/** fitShared / fitExclusive as a Placement (with the disk's name). */
+std::optional<Placement> bestFitShared(std::span<const DiskSpace> disks, uint64_t bytes);
 std::optional<Placement> bestFitExclusive(std::span<const DiskSpace> disks, uint64_t bytes);
 
-/** Marks a placement as taken in @p disks: shared placements split their segment, exclusive ones
- *  take the whole disk. */
+/** Marks a fit as taken in @p disks: shared fits split their segment, exclusive ones take the
+ *  whole disk. */
+void consume(std::vector<DiskSpace>& disks, const Fit& fit, bool exclusive);
 void consume(std::vector<DiskSpace>& disks, const Placement& placement, bool exclusive);
 
 /** Places all @p demands at once: exclusive demands first (largest first, each on the smallest
@@ -58,6 +74,8 @@ void consume(std::vector<DiskSpace>& disks, const Placement& placement, bool exc
 absl::StatusOr<std::vector<Placement>> placeAll(std::vector<DiskSpace> disks,
                                                 const std::vector<Demand>& demands);
 
+/** Free bytes of the one disk @p disk (all of its segments). */
+uint64_t usableBytes(const DiskSpace& disk);
 /** Sum of free bytes over non-exclusive disks. */
 uint64_t freeBytes(std::span<const DiskSpace> disks);
 /** The largest single free segment over non-exclusive disks. */

@@ -456,6 +456,140 @@ TEST_CASE("HTTP: Expect 100-continue and read timeouts", "[unit][extender][http]
   th.join();
 }
 
+TEST_CASE("HTTP: slow readers of large replies, pipelining, bodies in pieces, on_request",
+          "[unit][extender][http]") {
+  net::io_context ioc;
+  auto work = net::make_work_guard(ioc);
+  std::vector<std::thread> threads;
+  struct Seen {
+    std::string path;
+    unsigned status;
+  };
+  std::mutex mu;
+  std::vector<Seen> seen;
+  HttpServerOptions o;
+  o.body_limit_bytes = 1024;
+  o.on_request = [&](const std::string& path, unsigned status, std::chrono::microseconds us) {
+    CHECK(us.count() >= 0);
+    std::lock_guard lock(mu);
+    seen.push_back({path, status});
+  };
+  auto server = makeHttpServer(ioc.get_executor(), o);
+  // 32 MiB: far more than a socket send buffer, so the direct write stops at would_block and the
+  // rest must follow asynchronously, intact and in order.
+  std::string big(32 * 1024 * 1024, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) {
+    big[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
+  }
+  server->route("GET", "/big", [&](const HttpRequest&) {
+    return HttpResponse{200, "application/octet-stream", big, {}};
+  });
+  server->route("POST", "/echo", [](const HttpRequest& r) {
+    return HttpResponse{200, "text/plain", r.body, {}};
+  });
+  REQUIRE(server->start().ok());
+  for (int i = 0; i < 2; ++i) {
+    threads.emplace_back([&] { ioc.run(); });
+  }
+
+  SECTION("a reply larger than the socket buffer, read slowly") {
+    Client c(server->port());
+    http::request<http::string_body> req{http::verb::get, "/big", 11};
+    req.set(http::field::host, "127.0.0.1");
+    http::write(c.socket, req);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(64 * 1024 * 1024);
+    http::read(c.socket, c.buffer, parser);
+    CHECK(parser.get().result_int() == 200);
+    CHECK(parser.get().body().size() == big.size());
+    CHECK(parser.get().body() == big);
+    // The connection stays usable.
+    CHECK(c.send(http::verb::post, "/echo", "after").body() == "after");
+  }
+  SECTION("two pipelined requests in one write are answered in order") {
+    Client c(server->port());
+    net::write(c.socket, net::buffer(std::string("POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                                 "Content-Length: 3\r\n\r\none"
+                                                 "POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                                 "Content-Length: 3\r\n\r\ntwo")));
+    http::response<http::string_body> first;
+    http::read(c.socket, c.buffer, first);
+    http::response<http::string_body> second;
+    http::read(c.socket, c.buffer, second);
+    CHECK(first.body() == "one");
+    CHECK(second.body() == "two");
+  }
+  SECTION("a body that arrives in pieces after the header") {
+    Client c(server->port());
+    net::write(c.socket, net::buffer(std::string("POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                                 "Content-Length: 10\r\n\r\nabc")));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    net::write(c.socket, net::buffer(std::string("defg")));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    net::write(c.socket, net::buffer(std::string("hij")));
+    http::response<http::string_body> res;
+    http::read(c.socket, c.buffer, res);
+    CHECK(res.body() == "abcdefghij");
+  }
+  SECTION("oversized and malformed requests are reported with their status") {
+    {
+      Client c(server->port());
+      auto r = c.send(http::verb::post, "/echo?x=1", std::string(2048, 'x'));
+      CHECK(r.result_int() == 413);
+    }
+    {
+      Client c(server->port());
+      net::write(c.socket, net::buffer(std::string("POST /echo HTTP/1.1\r\nHost: x\r\n"
+                                                   "Content-Length: nope\r\n\r\n")));
+      http::response<http::string_body> res;
+      http::read(c.socket, c.buffer, res);
+      CHECK(res.result_int() == 400);
+    }
+    carina::test::eventually(
+        [&] {
+          std::lock_guard lock(mu);
+          return seen.size() >= 2;
+        },
+        std::chrono::seconds(10));
+    std::lock_guard lock(mu);
+    REQUIRE(seen.size() == 2);
+    // Two connections: the reports may come in either order.
+    if (seen[0].status != 413) {
+      std::swap(seen[0], seen[1]);
+    }
+    CHECK(seen[0].path == "/echo");  // the query is not part of the path
+    CHECK(seen[0].status == 413);
+    CHECK(seen[1].status == 400);
+  }
+  SECTION("every answered request is reported once, after its reply") {
+    Client c(server->port());
+    for (int i = 0; i < 5; ++i) {
+      CHECK(c.send(http::verb::post, "/echo", "x").result_int() == 200);
+    }
+    CHECK(c.send(http::verb::get, "/nope").result_int() == 404);
+    carina::test::eventually(
+        [&] {
+          std::lock_guard lock(mu);
+          return seen.size() >= 6;
+        },
+        std::chrono::seconds(10));
+    std::lock_guard lock(mu);
+    REQUIRE(seen.size() == 6);
+    CHECK(seen[0].path == "/echo");
+    CHECK(seen[0].status == 200);
+    CHECK(seen[5].path == "/nope");
+    CHECK(seen[5].status == 404);
+  }
+  server->stop();
+  server.reset();
+  work.reset();
+  ioc.stop();
+  for (auto& t : threads) {
+    t.join();
+  }
+}
+
 TEST_CASE("HTTP: TLS from certificate and key files", "[unit][extender][http]") {
   carina::test::TempDir dir;
   auto gen = carina::test::run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
