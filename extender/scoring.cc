@@ -204,7 +204,8 @@ std::optional<double> Evaluator::placeRaw(GroupWork& w, const std::string& node,
     free -= std::min(free, taken);
   };
   bool ok = true;
-  if (w.demands.size() == 1) {
+  const bool single = w.demands.size() == 1;
+  if (single) {
     // The common case, without placeAll's copy of the disks: for one demand placeAll is exactly
     // this best fit (same functions, same message).
     const VolumeDemand& d = *w.demands.front();
@@ -231,6 +232,19 @@ std::optional<double> Evaluator::placeRaw(GroupWork& w, const std::string& node,
     } else {
       ok = false;
     }
+  }
+  if (!ok && single) {
+    // The message placeAll would give, without placing again (nodes that fail are common: every
+    // node without room for the pod).
+    const VolumeDemand& d = *w.demands.front();
+    failed.node = node;
+    failed.fits = false;
+    failed.score = 0;
+    std::string& reason = failed.reason;
+    reason.reserve(128 + g.name.size() + d.claim.size());
+    reason.append("carina: group ").append(g.name).append(": ");
+    storage::appendNotPlaced(reason, *disks, storage::Demand{d.claim, d.bytes, d.exclusive});
+    return std::nullopt;
   }
   if (!ok) {
     std::vector<storage::Demand> demands;

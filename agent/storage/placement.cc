@@ -1,6 +1,7 @@
 #include "agent/storage/placement.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <numeric>
 
@@ -150,20 +151,39 @@ absl::StatusOr<std::vector<Placement>> placeAll(std::vector<DiskSpace> disks,
     std::optional<Placement> p =
         d.exclusive ? bestFitExclusive(disks, d.bytes) : bestFitShared(disks, d.bytes);
     if (!p) {
-      if (d.exclusive) {
-        return absl::ResourceExhaustedError("no empty disk of at least " +
-                                            formatBytes(alignUp(d.bytes)) + " for " + d.id +
-                                            " (exclusive)");
-      }
-      return absl::ResourceExhaustedError("no free segment of " + formatBytes(alignUp(d.bytes)) +
-                                          " for " + d.id + " (largest free segment " +
-                                          formatBytes(largestFreeSegment(disks)) + ")");
+      return notPlaced(disks, d);
     }
     p->demand_id = d.id;
     consume(disks, *p, d.exclusive);
     result[idx] = *p;
   }
   return result;
+}
+
+void appendNotPlaced(std::string& out, std::span<const DiskSpace> disks, const Demand& d) {
+  // Appended piece by piece into one buffer: the scheduler extender words this for every node
+  // that cannot take a pod, which on a full cluster is every node of the request.
+  if (d.exclusive) {
+    out.append("no empty disk of at least ");
+    out.append(formatBytes(alignUp(d.bytes)));
+    out.append(" for ");
+    out.append(d.id);
+    out.append(" (exclusive)");
+    return;
+  }
+  out.append("no free segment of ");
+  out.append(formatBytes(alignUp(d.bytes)));
+  out.append(" for ");
+  out.append(d.id);
+  out.append(" (largest free segment ");
+  out.append(formatBytes(largestFreeSegment(disks)));
+  out.append(")");
+}
+
+absl::Status notPlaced(std::span<const DiskSpace> disks, const Demand& d) {
+  std::string message;
+  appendNotPlaced(message, disks, d);
+  return absl::ResourceExhaustedError(message);
 }
 
 uint64_t freeBytes(std::span<const DiskSpace> disks) {
@@ -199,12 +219,18 @@ std::string formatBytes(uint64_t bytes) {
     whole /= 1024;
     ++unit;
   }
-  if (rem == 0 || unit == 0) {
-    return std::to_string(whole) + kUnits[unit];
+  // Written into one stack buffer (the extender words this twice for every node that fails).
+  char buf[48];
+  char* end = std::to_chars(buf, buf + 24, whole).ptr;
+  if (rem != 0 && unit != 0) {
+    // One decimal, rounded down, enough for messages.
+    *end++ = '.';
+    *end++ = static_cast<char>('0' + rem * 10 / 1024);
   }
-  // One decimal, rounded down, enough for messages.
-  uint64_t tenth = rem * 10 / 1024;
-  return std::to_string(whole) + "." + std::to_string(tenth) + kUnits[unit];
+  for (const char* u = kUnits[unit]; *u != '\0'; ++u) {
+    *end++ = *u;
+  }
+  return std::string(buf, end);
 }
 
 }  // namespace carina::storage

@@ -74,6 +74,12 @@ void consume(std::vector<DiskSpace>& disks, const Placement& placement, bool exc
 absl::StatusOr<std::vector<Placement>> placeAll(std::vector<DiskSpace> disks,
                                                 const std::vector<Demand>& demands);
 
+/** The ResourceExhausted error for demand @p d that does not fit in @p disks (what placeAll
+ *  returns for the first demand it cannot place). */
+absl::Status notPlaced(std::span<const DiskSpace> disks, const Demand& d);
+/** notPlaced()'s message, appended to @p out. */
+void appendNotPlaced(std::string& out, std::span<const DiskSpace> disks, const Demand& d);
+
 /** Free bytes of the one disk @p disk (all of its segments). */
 uint64_t usableBytes(const DiskSpace& disk);
 /** Sum of free bytes over non-exclusive disks. */

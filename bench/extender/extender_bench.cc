@@ -65,7 +65,8 @@ double threadCpuMicros() {
 
 /** The in-process cost of one filter / prioritize call (parse + evaluate + render), no HTTP:
  *  wall and thread-CPU microseconds per call (CPU time is what a loaded machine cannot inflate). */
-void direct(const ClusterView& view, const std::string& body, int nodes, int iters) {
+void direct(const ClusterView& view, const std::string& body, int nodes, int iters,
+            const char* label = "") {
   for (int verb = 0; verb < 2; ++verb) {
     double cpu0 = threadCpuMicros();
     auto t0 = std::chrono::steady_clock::now();
@@ -80,9 +81,9 @@ void direct(const ClusterView& view, const std::string& body, int nodes, int ite
     double cpu = threadCpuMicros() - cpu0;
     std::printf(
         "%-11s nodes=%-5d in-process: %8.1fus wall/call, %8.1fus cpu/call (%d calls, "
-        "reply %zu bytes)\n",
+        "reply %zu bytes)%s\n",
         verb == 0 ? "filter" : "prioritize", nodes, wall / iters, cpu / iters, iters,
-        bytes / static_cast<std::size_t>(iters));
+        bytes / static_cast<std::size_t>(iters), label);
   }
 }
 
@@ -102,6 +103,8 @@ void buildCluster(InMemoryClusterView& view, int nodes) {
       "raw", std::string(carina::kDriverName), {{"carina.storage.io/disk-group-name", "ssd"}}});
   view.upsertClaim(Claim{"default", "data-db-0", "lvm", 10 * kGiB, "", "", ""});
   view.upsertClaim(Claim{"default", "wal-db-0", "raw", 5 * kGiB, "", "", ""});
+  // A claim no free segment can hold: every node fails (with its reason) for a pod using it.
+  view.upsertClaim(Claim{"default", "huge-db-0", "raw", 50 * kGiB, "", "", ""});
   for (int i = 0; i < nodes; ++i) {
     std::string n = "node-" + std::to_string(i);
     uint64_t k = static_cast<uint64_t>(i % 50);
@@ -123,14 +126,16 @@ void buildCluster(InMemoryClusterView& view, int nodes) {
   }
 }
 
-std::string argsBody(int nodes) {
+std::string argsBody(int nodes, const std::string& wal_claim = "wal-db-0") {
   std::string names;
   for (int i = 0; i < nodes; ++i) {
     names += (i ? ",\"node-" : "\"node-") + std::to_string(i) + "\"";
   }
   return R"({"Pod":{"metadata":{"name":"db-0","namespace":"default","uid":"u1"},"spec":{)"
          R"("volumes":[{"name":"data","persistentVolumeClaim":{"claimName":"data-db-0"}},)"
-         R"({"name":"wal","persistentVolumeClaim":{"claimName":"wal-db-0"}},)"
+         R"({"name":"wal","persistentVolumeClaim":{"claimName":")" +
+         wal_claim +
+         R"("}},)"
          R"({"name":"tok","projected":{"sources":[]}}],"containers":[{"name":"c","image":"x"}]}},)"
          R"("Nodes":null,"NodeNames":[)" +
          names + "]}";
@@ -300,6 +305,8 @@ int main(int argc, char** argv) {
     const std::string body = argsBody(nodes);
     const int direct_iters = std::max(10, (quick ? 20000 : 200000) / nodes);
     direct(view, body, nodes, direct_only ? direct_iters * 5 : direct_iters);
+    direct(view, argsBody(nodes, "huge-db-0"), nodes, direct_only ? direct_iters * 5 : direct_iters,
+           "  <- a pod no node can take");
     if (!direct_only) {
       int per_conn = nodes == 100 ? 3000 : nodes == 1000 ? 600 : 120;
       if (quick) {

@@ -164,4 +164,8 @@ TEST_CASE("free totals ignore exclusive disks", "[unit][placement]") {
   CHECK(carina::storage::freeBytes(disks) == 5 * MiB);
   CHECK(carina::storage::formatBytes(1536 * MiB) == "1.5GiB");
   CHECK(carina::storage::formatBytes(512) == "512B");
+  CHECK(carina::storage::formatBytes(0) == "0B");
+  CHECK(carina::storage::formatBytes(MiB) == "1MiB");
+  CHECK(carina::storage::formatBytes(1023 * MiB + 1023 * 1024) == "1023.9MiB");
+  CHECK(carina::storage::formatBytes(UINT64_MAX) == "16383.9PiB");
 }
