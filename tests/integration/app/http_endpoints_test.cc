@@ -5,25 +5,19 @@
 #include <regex>
 #include <string>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
 #include "tests/integration/app/agent_process.h"
+#include "tests/support/http_test_client.h"
 #include "tests/support/loop_device.h"
 #include "tests/support/test_support.h"
 
 namespace {
 
-namespace net = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
+namespace http = boost::beast::http;
 namespace json = boost::json;
-using tcp = net::ip::tcp;
 
 constexpr uint64_t MiB = 1024 * 1024;
 
@@ -37,28 +31,7 @@ uint16_t loggedPort(const std::string& log) {
   return static_cast<uint16_t>(std::stoi(m[1].str()));
 }
 
-/** One keep-alive connection to the agent. */
-struct Http {
-  explicit Http(uint16_t port) : socket(ioc) {
-    socket.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-  }
-  http::response<http::string_body> send(http::verb verb, const std::string& target,
-                                         const std::string& body = "") {
-    http::request<http::string_body> req{verb, target, 11};
-    req.set(http::field::host, "127.0.0.1");
-    req.set(http::field::content_type, "application/json");
-    req.keep_alive(true);
-    req.body() = body;
-    req.prepare_payload();
-    http::write(socket, req);
-    http::response<http::string_body> res;
-    http::read(socket, buffer, res);
-    return res;
-  }
-  net::io_context ioc;
-  tcp::socket socket;
-  beast::flat_buffer buffer;
-};
+using Http = carina::test::HttpTestClient;
 
 const json::object* pathStats(const json::value& stats, const std::string& path) {
   for (const json::value& p : stats.at("paths").as_array()) {

@@ -16,6 +16,7 @@
 #include <catch2/catch.hpp>
 
 #include "extender/extender_service.h"
+#include "tests/support/http_test_client.h"
 #include "tests/support/test_support.h"
 #include "tests/unit/extender/test_cluster.h"
 
@@ -73,30 +74,7 @@ struct TestServer {
   std::vector<std::thread> threads;
 };
 
-/** A blocking keep-alive HTTP/1.1 client. */
-struct Client {
-  explicit Client(uint16_t port) : socket(ioc) {
-    socket.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-  }
-  http::response<http::string_body> send(http::verb method, const std::string& target,
-                                         const std::string& body = "") {
-    http::request<http::string_body> req{method, target, 11};
-    req.set(http::field::host, "127.0.0.1");
-    req.set(http::field::content_type, "application/json");
-    req.set(http::field::user_agent, "Go-http-client/1.1");
-    req.keep_alive(true);
-    req.body() = body;
-    req.prepare_payload();
-    http::write(socket, req);
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(256 * 1024 * 1024);
-    http::read(socket, buffer, parser);
-    return parser.release();
-  }
-  net::io_context ioc;
-  tcp::socket socket;
-  beast::flat_buffer buffer;
-};
+using Client = carina::test::HttpTestClient;
 
 TEST_CASE("HTTP: filter and prioritize over loopback, both nodeCacheCapable modes",
           "[unit][extender][http]") {
