@@ -29,10 +29,18 @@ namespace carina::csi {
 
 class ServiceContext {
 public:
-  explicit ServiceContext(ServiceDeps d) : deps(std::move(d)), logger(log::get("csi")) {}
+  explicit ServiceContext(ServiceDeps d)
+      : deps(std::move(d)),
+        locks(deps.locks != nullptr ? *deps.locks : own_locks),
+        logger(log::get("csi")) {}
 
   ServiceDeps deps;
-  VolumeLocks locks;
+
+private:
+  VolumeLocks own_locks;  // used when deps.locks is not given
+
+public:
+  VolumeLocks& locks;
   log::Logger& logger;
 
   const ServiceOptions& options() const { return deps.options; }

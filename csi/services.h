@@ -36,6 +36,8 @@ class CommandRunner;
 
 namespace carina::csi {
 
+class VolumeLocks;  // csi/volume_locks.h
+
 struct ServiceOptions {
   std::string node_name;                         // node id and topology value; required
   std::string endpoint;                          // "unix:///abs/path.sock"
@@ -85,6 +87,9 @@ struct ServiceDeps {
   boost::asio::thread_pool& blocking;  // blocking work (engine, mount, mkfs) runs here
   ReadinessFn ready;
   VolumeObserver* observer = nullptr;  // optional (cluster mode)
+  /** The per-volume locks, when shared with another writer of volumes (the orphan reconciler
+   *  deletes under the same lock). nullptr: the services keep their own. */
+  VolumeLocks* locks = nullptr;
 };
 
 /** Shared state of the three services (options, locks); opaque outside csi/. */

@@ -36,6 +36,7 @@
 #include "agent/storage/disk_discovery.h"
 #include "agent/storage/partition_engine.h"
 #include "csi/services.h"
+#include "csi/volume_locks.h"
 #include "extender/cluster_view.h"
 #include "extender/extender_service.h"
 #include "extender/http_server.h"
@@ -340,6 +341,8 @@ int run(const core::AgentConfig& cfg) {
   csi_options.expand_unknown_on_node = !cfg.standalone;
 
   // Cluster mode: informers, NodeStorageResource and LogicVolumes, Events, orphan reconciler.
+  // One set of per-volume locks for the CSI services and the orphan reconciler.
+  csi::VolumeLocks volume_locks;
   std::unique_ptr<cluster::ClusterAgent> cluster;
   if (kube) {
     cluster::ClusterAgentOptions co;
@@ -363,7 +366,8 @@ int run(const core::AgentConfig& cfg) {
                 return use.status();
               }
               return cluster::DeviceUseAnswer{use->in_use, use->reason};
-            }},
+            },
+            &volume_locks},
         co);
     if (absl::Status st = cluster->start(); !st.ok()) {
       CARINA_LOG_ERROR(logger(), "cluster mode failed to start",
@@ -377,7 +381,7 @@ int run(const core::AgentConfig& cfg) {
 
   auto csi_server = csi::CsiServer::start(
       csi::ServiceDeps{csi_options, engine, mounter, runner, ioc.get_executor(), blocking,
-                       [&] { return applier.appliedOnce(); }, cluster.get()});
+                       [&] { return applier.appliedOnce(); }, cluster.get(), &volume_locks});
   if (!csi_server.ok()) {
     CARINA_LOG_ERROR(
         logger(), "CSI server failed to start",

@@ -22,6 +22,7 @@
 #include "agent/core/json_string.h"
 #include "agent/core/log.h"
 #include "agent/core/status.h"
+#include "csi/volume_locks.h"
 #include "k8s-client/informer.h"
 
 namespace carina::cluster {
@@ -736,7 +737,16 @@ absl::Status ClusterAgent::start() {
     return toLocalVolumes(backend.listVolumes());
   };
   od.device_use = s->deps.device_use;
-  od.delete_volume = [&backend](const std::string& id) { return backend.deleteVolume(id); };
+  od.delete_volume = [&backend, locks = s->deps.volume_locks](const std::string& id) {
+    if (locks == nullptr) {
+      return backend.deleteVolume(id);
+    }
+    std::optional<csi::VolumeLocks::Guard> guard = locks->tryLock(id);
+    if (!guard) {
+      return absl::AbortedError("volume " + id + " is busy with a CSI operation");
+    }
+    return backend.deleteVolume(id);
+  };
   k8s::ResourceClient<k8s::LogicVolume>* lv_client = &s->deps.api.logicVolumes();
   od.delete_logic_volume = [lv_client](std::string name) -> Task<absl::Status> {
     const std::string ns;

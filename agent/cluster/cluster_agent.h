@@ -79,6 +79,11 @@ struct ClusterAgentDeps {
   std::function<void(const std::map<std::string, std::string>&)> on_node_labels;
   /** In-use probe for the orphan reconciler (blocking). */
   std::function<absl::StatusOr<DeviceUseAnswer>(const std::string& device)> device_use;
+  /** The CSI services' per-volume locks: the orphan reconciler deletes a volume only while it
+   *  holds the volume's lock, so it never races a CreateVolume/NodeStage/... of the same
+   *  volume (a busy volume is kept and looked at again next pass). nullptr: no CSI in-process
+   *  (tests). */
+  csi::VolumeLocks* volume_locks = nullptr;
 };
 
 struct ClusterAgentStats {

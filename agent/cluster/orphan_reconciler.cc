@@ -520,6 +520,15 @@ struct OrphanReconciler::State : std::enable_shared_from_this<OrphanReconciler::
       }
     };  // named: see agent/core/blocking.h
     absl::Status st = co_await runBlocking(pool, work);
+    if (st.code() == absl::StatusCode::kAborted) {
+      // A CSI call holds the volume (delete_volume takes its lock): it is being worked on,
+      // which is not an error; look again next pass.
+      counters.skipped_in_use.fetch_add(1);
+      report.rechecked_kept.push_back(ref);
+      CARINA_LOG_INFO(logger(), "orphan volume busy; retried next pass",
+                      {{"volume_id", a.name}, {"detail", std::string(toStd(st.message()))}});
+      co_return;
+    }
     if (st.ok()) {
       counters.volumes_deleted.fetch_add(1);
       report.volumes_deleted.push_back(a.name);

@@ -232,7 +232,9 @@ struct OrphanDeps {
    *  error counts as in use. Optional: when unset, local_volumes' in_use is used as given. */
   std::function<absl::StatusOr<DeviceUseAnswer>(const std::string& device)> device_use;
   /** Deletes a local volume (VolumeBackend::deleteVolume through the per-volume lock).
-   *  BLOCKING: runs on the pool, right after a fresh in-use check. Required. */
+   *  BLOCKING: runs on the pool, right after a fresh in-use check. Aborted means the volume is
+   *  busy (a CSI call holds its lock): it is kept, counted as in use, and looked at again next
+   *  pass; other errors count as failures. Required. */
   std::function<absl::Status(const std::string& id)> delete_volume;
   /** Deletes a LogicVolume object (NotFound counts as done). Runs on the strand. Required. */
   std::function<Task<absl::Status>(std::string name)> delete_logic_volume;

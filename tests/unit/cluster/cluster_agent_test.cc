@@ -18,6 +18,7 @@
 #include <catch2/catch.hpp>
 
 #include "agent/core/constants.h"
+#include "csi/volume_locks.h"
 #include "k8s-client/json_codec.h"
 #include "k8s-client/kube_client.h"
 #include "tests/fakes/fake_volume_backend.h"
@@ -68,26 +69,30 @@ struct Rig {
     pool.join();
   }
 
-  void start(cluster::ClusterAgentOptions options = {}) {
+  /** Starts the agent; the orphan reconciler only when @p orphans (every 100 ms, no grace). */
+  void start(cluster::ClusterAgentOptions options = {}, bool orphans = false) {
     options.node_name = "n1";
     options.state_dir = dir.path();
     options.tick = 20ms;
     options.resync = 1s;
     options.liveness = 200ms;
     options.max_backoff = 200ms;
-    options.orphans.enabled = false;
+    options.orphans.enabled = orphans;
+    options.orphans.interval = 100ms;
+    options.orphans.grace = 0ms;
     agent = std::make_unique<cluster::ClusterAgent>(
-        cluster::ClusterAgentDeps{ioc.get_executor(),
-                                  pool,
-                                  *api,
-                                  backend,
-                                  view,
-                                  [this](const std::map<std::string, std::string>& l) {
-                                    std::lock_guard<std::mutex> lock(mu);
-                                    labels = l;
-                                    ++label_calls;
-                                  },
-                                  {}},
+        cluster::ClusterAgentDeps{
+            ioc.get_executor(), pool, *api, backend, view,
+            [this](const std::map<std::string, std::string>& l) {
+              std::lock_guard<std::mutex> lock(mu);
+              labels = l;
+              ++label_calls;
+            },
+            // Fake devices are never in use.
+            [](const std::string&) -> absl::StatusOr<cluster::DeviceUseAnswer> {
+              return cluster::DeviceUseAnswer{false, ""};
+            },
+            &locks},
         options);
     REQUIRE(agent->start().ok());
   }
@@ -105,6 +110,7 @@ struct Rig {
   std::unique_ptr<k8s::KubeClient> api;
   FakeVolumeBackend backend;
   carina::extender::InMemoryClusterView view;
+  carina::csi::VolumeLocks locks;  // as the CSI services would share them
   std::unique_ptr<cluster::ClusterAgent> agent;
   std::thread io;
   std::mutex mu;
@@ -261,4 +267,30 @@ TEST_CASE("ClusterAgent: an unreachable API server loses nothing", "[unit][clust
   CHECK(eventually([&] { return rig.agent->published(); }));
   CHECK(eventually([&] { return stored<k8s::LogicVolume>(server, "", vol->id).has_value(); }));
   CHECK(eventually([&] { return rig.agent->stats().api_live; }));
+}
+
+TEST_CASE("ClusterAgent: the orphan reconciler deletes a volume only under its CSI lock",
+          "[unit][cluster]") {
+  FakeApiServer server;
+  Rig rig(server);
+  rig.backend.pushDevice("/dev/fake3");
+  carina::storage::VolumeSpec spec;
+  spec.name = "pvc-gone";
+  spec.required_bytes = kGiB;
+  auto vol = rig.backend.createVolume(spec);  // no PV, no LogicVolume: an orphan
+  REQUIRE(vol.ok());
+  // A CSI call (say a retried CreateVolume of the same name) holds the volume.
+  std::optional<carina::csi::VolumeLocks::Guard> held = rig.locks.tryLock(vol->id);
+  REQUIRE(held);
+  rig.start({}, /*orphans=*/true);
+  // Pass after pass the busy volume is kept: not deleted, not a failure.
+  REQUIRE(eventually([&] { return rig.agent->stats().orphans.skipped_in_use >= 3; }));
+  CHECK(rig.backend.listVolumes().size() == 1);
+  CHECK(rig.agent->stats().orphans.volumes_deleted == 0);
+  CHECK(rig.agent->stats().orphans.failures == 0);
+  // Released: a later pass deletes it.
+  held.reset();
+  CHECK(eventually([&] { return rig.agent->stats().orphans.volumes_deleted == 1; }));
+  CHECK(rig.backend.listVolumes().empty());
+  CHECK(rig.agent->stats().orphans.failures == 0);
 }
