@@ -453,12 +453,57 @@ struct ClusterAgent::State : std::enable_shared_from_this<ClusterAgent::State> {
     co_return all_ok;
   }
 
+  /** This node's Node as the NodeStorageResource's owner (garbage collection removes the
+   *  NodeStorageResource with its Node), once the Node informer knows its uid. Neither
+   *  controller nor blockOwnerDeletion: those would need RBAC on nodes/finalizers. */
+  std::optional<k8s::OwnerReference> nodeOwner() const {
+    auto n = nodes.get("", options.node_name);
+    if (!n || n->metadata.uid.empty()) {
+      return std::nullopt;
+    }
+    return k8s::OwnerReference{"v1", "Node", n->metadata.name, n->metadata.uid, false, false};
+  }
+
+  static bool ownedBy(const k8s::ObjectMeta& m, const std::optional<k8s::OwnerReference>& owner) {
+    if (!owner) {
+      return true;  // unknown yet: nothing to add
+    }
+    return std::any_of(
+        m.owner_references.begin(), m.owner_references.end(),
+        [&](const k8s::OwnerReference& r) { return r.kind == owner->kind && r.uid == owner->uid; });
+  }
+
+  /** Sets the owner of an existing NodeStorageResource (written by an older agent, or before
+   *  the Node was known; or its Node was re-created with a new uid). A merge patch of the main
+   *  resource: status writes cannot change metadata. */
+  Task<bool> setNsrOwner(const k8s::OwnerReference& owner) {
+    std::string patch = R"({"metadata":{"ownerReferences":[{"apiVersion":)";
+    core::appendJsonString(patch, owner.api_version);
+    patch += R"(,"kind":)";
+    core::appendJsonString(patch, owner.kind);
+    patch += R"(,"name":)";
+    core::appendJsonString(patch, owner.name);
+    patch += R"(,"uid":)";
+    core::appendJsonString(patch, owner.uid);
+    patch += "}]}}";
+    const std::string ns;
+    auto patched =
+        co_await deps.api.nodeStorageResources().patch(ns, options.node_name, patch, false);
+    if (!patched.ok()) {
+      co_return failedWrite("setting the owner of NodeStorageResource " + options.node_name,
+                            patched.status());
+    }
+    co_return true;
+  }
+
   Task<bool> publishNsr(const storage::InventorySnapshot& inv, bool resync) {
     const std::string& node = options.node_name;
     k8s::NodeStorageResource desired =
         buildNodeStorageResource(node, inv, formatRfc3339(std::chrono::system_clock::now()));
+    const std::optional<k8s::OwnerReference> owner = nodeOwner();
     auto cached = nsrs.get("", node);
-    if (cached && !resync && !nodeStorageResourceDiffers(*cached, desired) && published.load()) {
+    if (cached && !resync && !nodeStorageResourceDiffers(*cached, desired) && published.load() &&
+        ownedBy(cached->metadata, owner)) {
       co_return true;
     }
     auto& client = deps.api.nodeStorageResources();
@@ -476,6 +521,9 @@ struct ClusterAgent::State : std::enable_shared_from_this<ClusterAgent::State> {
     if (!written.ok() && written.status().code() == absl::StatusCode::kNotFound) {
       // First publication: create (the server ignores status on create), then the status.
       k8s::NodeStorageResource fresh = desired;
+      if (owner) {
+        fresh.metadata.owner_references = {*owner};
+      }
       auto created = co_await client.create(fresh);
       if (!created.ok() && created.status().code() != absl::StatusCode::kAlreadyExists) {
         co_return failedWrite("creating NodeStorageResource " + node, created.status());
@@ -484,6 +532,12 @@ struct ClusterAgent::State : std::enable_shared_from_this<ClusterAgent::State> {
     }
     if (!written.ok()) {
       co_return failedWrite("writing NodeStorageResource status " + node, written.status());
+    }
+    if (!ownedBy(written->metadata, owner)) {
+      const bool owned = co_await setNsrOwner(*owner);
+      if (!owned) {
+        co_return false;
+      }
     }
     count(&ClusterAgentStats::nsr_writes);
     if (!published.exchange(true)) {

@@ -140,6 +140,19 @@ TEST_CASE("ClusterAgent publishes the NodeStorageResource and follows CSI outcom
   CHECK(nsr->groups[0].name == "raw");
   CHECK(nsr->groups[0].free_bytes == 10 * kGiB);
 
+  // Owned by its Node, so that deleting the Node deletes it.
+  auto node_obj = stored<k8s::Node>(server, "", "n1");
+  REQUIRE(node_obj.has_value());
+  REQUIRE_FALSE(node_obj->metadata.uid.empty());
+  CHECK(eventually([&] {
+    auto n = stored<k8s::NodeStorageResource>(server, "", "n1");
+    return n && n->metadata.owner_references.size() == 1 &&
+           n->metadata.owner_references[0].kind == "Node" &&
+           n->metadata.owner_references[0].name == "n1" &&
+           n->metadata.owner_references[0].uid == node_obj->metadata.uid &&
+           n->metadata.owner_references[0].api_version == "v1";
+  }));
+
   // Labels reach discovery and are cached for the next start.
   REQUIRE(eventually([&] { return rig.seenLabels().count("disk") == 1; }));
   CHECK(cluster::ClusterAgent::loadCachedLabels(rig.dir.path()) ==
@@ -293,4 +306,39 @@ TEST_CASE("ClusterAgent: the orphan reconciler deletes a volume only under its C
   CHECK(eventually([&] { return rig.agent->stats().orphans.volumes_deleted == 1; }));
   CHECK(rig.backend.listVolumes().empty());
   CHECK(rig.agent->stats().orphans.failures == 0);
+}
+
+TEST_CASE("ClusterAgent: a NodeStorageResource without its owner gets it, also after re-creation",
+          "[unit][cluster]") {
+  FakeApiServer server;
+  // Written by an older agent: no ownerReferences.
+  REQUIRE(server
+              .upsert(k8s::NodeStorageResource::kResource,
+                      R"({"apiVersion":"carina.storage.io/v1","kind":"NodeStorageResource",)"
+                      R"("metadata":{"name":"n1"},"spec":{"nodeName":"n1"}})")
+              .ok());
+  REQUIRE(server
+              .upsert(k8s::Node::kResource,
+                      R"({"apiVersion":"v1","kind":"Node","metadata":{"name":"n1"}})")
+              .ok());
+  auto uid = [&] { return stored<k8s::Node>(server, "", "n1")->metadata.uid; };
+  auto ownerUid = [&]() -> std::string {
+    auto n = stored<k8s::NodeStorageResource>(server, "", "n1");
+    if (!n || n->metadata.owner_references.size() != 1) {
+      return "";
+    }
+    return n->metadata.owner_references[0].uid;
+  };
+  Rig rig(server);
+  rig.start();
+  CHECK(eventually([&] { return ownerUid() == uid(); }));
+  // The Node is re-created (new uid): the reference follows at the next resync.
+  REQUIRE(server.erase(k8s::Node::kResource, "", "n1").ok());
+  REQUIRE(server
+              .upsert(k8s::Node::kResource,
+                      R"({"apiVersion":"v1","kind":"Node","metadata":{"name":"n1"}})")
+              .ok());
+  const std::string fresh = uid();
+  CHECK(eventually([&] { return ownerUid() == fresh; }));
+  CHECK(rig.agent->stats().write_failures == 0);
 }

@@ -437,7 +437,8 @@ TEST_CASE("manifests: RBAC grants exactly the documented rules", "[unit][cluster
 
   // carina-agent, exactly what agent/cluster uses: informers (list + watch) of Nodes, PVCs, PVs
   // and StorageClasses; its own CRDs: get (read-modify-write), list/watch (informers, liveness),
-  // create, update (PUT), delete, and the status subresource by PUT; Events (EventRecorder:
+  // create, update (PUT), delete, and the status subresource by PUT; the NodeStorageResource's
+  // owner by merge patch; Events (EventRecorder:
   // create, and merge patch for aggregated repeats).
   std::set<Rule> agent = unite({
       expand("", {"nodes", "persistentvolumeclaims", "persistentvolumes"}, {"list", "watch"}),
@@ -447,6 +448,7 @@ TEST_CASE("manifests: RBAC grants exactly the documented rules", "[unit][cluster
              {"get", "list", "watch", "create", "update", "delete"}),
       expand("carina.storage.io", {"nodestorageresources/status", "logicvolumes/status"},
              {"update"}),
+      expand("carina.storage.io", {"nodestorageresources"}, {"patch"}),
   });
   // external-provisioner --node-deployment --enable-capacity (upstream rbac.yaml without
   // snapshots, volumeattachments, csinodes/nodes: node deployment uses static topology objects).
