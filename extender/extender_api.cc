@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 
 #include "agent/core/quantity.h"
 #include "agent/core/status.h"
@@ -392,7 +393,302 @@ std::vector<std::string> ExtenderArgs::candidates() const {
   return out;
 }
 
+namespace {
+
+/**
+ * One pass over an ExtenderArgs body for the usual request (NodeNames, nodeCacheCapable: true):
+ * Boost.JSON's SAX parser validates the whole document exactly as the DOM parser does, builds a
+ * DOM for the Pod only, and collects NodeNames straight into strings (already unescaped) without
+ * a JSON tree of 1,000 names. Members at the top level are matched like the DOM path: the
+ * exact spelling wins, else case-insensitively (the last one wins). A request carrying Nodes
+ * objects is left to the DOM path (`nodes_seen`).
+ */
+class ArgsHandler {
+public:
+  static constexpr std::size_t max_array_size = static_cast<std::size_t>(-1);
+  static constexpr std::size_t max_object_size = static_cast<std::size_t>(-1);
+  static constexpr std::size_t max_string_size = static_cast<std::size_t>(-1);
+  static constexpr std::size_t max_key_size = static_cast<std::size_t>(-1);
+
+  explicit ArgsHandler(json::storage_ptr sp) : sp_(std::move(sp)), pod_stack_(sp_) {}
+
+  // Results.
+  std::optional<json::value> pod;  // null Pod = a null value
+  bool pod_exact = false;
+  std::optional<std::vector<std::string>> names;
+  bool names_exact = false;
+  bool nodes_seen = false;  // "Nodes" with a non-null value: the DOM path handles it
+  bool top_object = false;  // the document is an object
+  std::string error;        // a message for HTTP 400 (set together with a false return)
+
+  bool on_document_begin(json::error_code&) { return true; }
+  bool on_document_end(json::error_code&) { return true; }
+
+  bool on_object_begin(json::error_code& ec) {
+    if (mode_ == Mode::Names) {
+      return fail(ec, depth_ == 1 ? "ExtenderArgs: NodeNames: expected an array or null"
+                                  : "ExtenderArgs: NodeNames: expected strings");
+    }
+    if (!beginValue(ec)) {
+      return false;
+    }
+    ++depth_;
+    if (depth_ == 1) {
+      top_object = true;
+    }
+    return true;
+  }
+  bool on_object_end(std::size_t n, json::error_code& ec) {
+    --depth_;
+    if (mode_ == Mode::Pod && depth_ >= 1) {
+      pod_stack_.push_object(n);
+      return endValue(ec);
+    }
+    return true;
+  }
+  bool on_array_begin(json::error_code& ec) {
+    if (mode_ == Mode::Names && depth_ == 2) {
+      return fail(ec, "ExtenderArgs: NodeNames: expected strings");
+    }
+    if (!beginValue(ec)) {
+      return false;
+    }
+    ++depth_;
+    if (mode_ == Mode::Names && depth_ == 2) {
+      current_names_.clear();
+    }
+    return true;
+  }
+  bool on_array_end(std::size_t n, json::error_code& ec) {
+    --depth_;
+    if (mode_ == Mode::Pod && depth_ >= 1) {
+      pod_stack_.push_array(n);
+      return endValue(ec);
+    }
+    if (mode_ == Mode::Names && depth_ == 1) {
+      names = std::move(current_names_);
+      current_names_ = {};
+      names_exact = exact_;
+      mode_ = Mode::None;
+    }
+    return true;
+  }
+  bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
+    if (mode_ == Mode::Pod && depth_ >= 2) {
+      pod_stack_.push_chars(s);
+    } else if (depth_ == 1) {
+      key_.append(s.data(), s.size());
+    }
+    return true;
+  }
+  bool on_key(json::string_view s, std::size_t, json::error_code&) {
+    if (mode_ == Mode::Pod && depth_ >= 2) {
+      pod_stack_.push_key(s);
+      return true;
+    }
+    if (depth_ != 1) {
+      return true;
+    }
+    key_.append(s.data(), s.size());
+    choose(key_);
+    key_.clear();
+    return true;
+  }
+  bool on_string_part(json::string_view s, std::size_t, json::error_code& ec) {
+    if (mode_ == Mode::Pod) {
+      if (!beginValue(ec)) {
+        return false;
+      }
+      pod_stack_.push_chars(s);
+    } else if (mode_ == Mode::Names && depth_ == 2) {
+      part_.append(s.data(), s.size());
+    } else if (mode_ == Mode::Names) {
+      return fail(ec, "ExtenderArgs: NodeNames: expected an array or null");
+    }
+    return true;
+  }
+  bool on_string(json::string_view s, std::size_t, json::error_code& ec) {
+    if (mode_ == Mode::Pod) {
+      if (!beginValue(ec)) {
+        return false;
+      }
+      pod_stack_.push_string(s);
+      return endValue(ec);
+    }
+    if (mode_ == Mode::Names && depth_ == 2) {
+      if (part_.empty()) {
+        current_names_.emplace_back(s.data(), s.size());
+      } else {
+        part_.append(s.data(), s.size());
+        current_names_.push_back(std::move(part_));
+        part_.clear();
+      }
+      return true;
+    }
+    if (mode_ == Mode::Names) {
+      return fail(ec, "ExtenderArgs: NodeNames: expected an array or null");
+    }
+    return scalar(ec);
+  }
+  bool on_number_part(json::string_view, json::error_code&) { return true; }
+  bool on_int64(int64_t i, json::string_view, json::error_code& ec) {
+    if (mode_ == Mode::Pod) {
+      return beginValue(ec) && (pod_stack_.push_int64(i), endValue(ec));
+    }
+    return scalar(ec);
+  }
+  bool on_uint64(uint64_t u, json::string_view, json::error_code& ec) {
+    if (mode_ == Mode::Pod) {
+      return beginValue(ec) && (pod_stack_.push_uint64(u), endValue(ec));
+    }
+    return scalar(ec);
+  }
+  bool on_double(double d, json::string_view, json::error_code& ec) {
+    if (mode_ == Mode::Pod) {
+      return beginValue(ec) && (pod_stack_.push_double(d), endValue(ec));
+    }
+    return scalar(ec);
+  }
+  bool on_bool(bool b, json::error_code& ec) {
+    if (mode_ == Mode::Pod) {
+      return beginValue(ec) && (pod_stack_.push_bool(b), endValue(ec));
+    }
+    return scalar(ec);
+  }
+  bool on_null(json::error_code& ec) {
+    if (mode_ == Mode::Pod) {
+      return beginValue(ec) && (pod_stack_.push_null(), endValue(ec));
+    }
+    if (mode_ == Mode::Names && depth_ == 1) {
+      names.reset();  // "NodeNames": null
+      names_exact = exact_;
+      mode_ = Mode::None;
+      return true;
+    }
+    if (mode_ == Mode::Nodes) {
+      mode_ = Mode::None;  // "Nodes": null
+      return true;
+    }
+    return scalar(ec);
+  }
+  bool on_comment_part(json::string_view, json::error_code&) { return true; }
+  bool on_comment(json::string_view, json::error_code&) { return true; }
+
+private:
+  enum class Mode { None, Pod, Names, Nodes };
+
+  /** The member @p key at the top level selects what its value is for. */
+  void choose(std::string_view key) {
+    mode_ = Mode::None;
+    exact_ = false;
+    auto pick = [&](std::string_view name, bool already_exact) {
+      if (key == name) {
+        exact_ = true;
+        return true;
+      }
+      return !already_exact && iequals(key, name);
+    };
+    if (pick("Pod", pod_exact)) {
+      mode_ = Mode::Pod;
+      pod_stack_.reset(sp_);
+    } else if (pick("NodeNames", names_exact)) {
+      mode_ = Mode::Names;
+    } else if (iequals(key, "Nodes")) {
+      mode_ = Mode::Nodes;
+    }
+  }
+  /** A value starts: in Nodes mode any non-null value means the DOM path is needed; in Names
+   *  mode at the top a value that is not an array is an error. */
+  bool beginValue(json::error_code& ec) {
+    if (mode_ == Mode::Nodes && depth_ == 1) {
+      nodes_seen = true;
+      return fail(ec, "");  // stop: the DOM path takes over
+    }
+    return true;
+  }
+  /** A Pod value (or a part of it) ended: at the top the Pod is complete. */
+  bool endValue(json::error_code&) {
+    if (mode_ == Mode::Pod && depth_ == 1) {
+      pod = pod_stack_.release();
+      pod_exact = exact_;
+      mode_ = Mode::None;
+    }
+    return true;
+  }
+  /** A scalar at the top level (or anywhere outside Pod and NodeNames). */
+  bool scalar(json::error_code& ec) {
+    if (mode_ == Mode::Names) {
+      return fail(ec, depth_ == 1 ? "ExtenderArgs: NodeNames: expected an array or null"
+                                  : "ExtenderArgs: NodeNames: expected strings");
+    }
+    if (mode_ == Mode::Nodes && depth_ == 1) {
+      return beginValue(ec);
+    }
+    if (depth_ == 1) {
+      mode_ = Mode::None;
+    }
+    return true;
+  }
+  bool fail(json::error_code& ec, std::string message) {
+    error = std::move(message);
+    ec = json::error::syntax;  // any error stops the parser; `error` carries the meaning
+    return false;
+  }
+
+  json::storage_ptr sp_;
+  json::value_stack pod_stack_;
+  Mode mode_ = Mode::None;
+  bool exact_ = false;
+  int depth_ = 0;
+  std::string key_;
+  std::string part_;
+  std::vector<std::string> current_names_;
+};
+
+/** The DOM path (any ExtenderArgs, also with Nodes objects). */
+absl::StatusOr<ExtenderArgs> parseExtenderArgsDom(std::string_view body);
+
+}  // namespace
+
 absl::StatusOr<ExtenderArgs> parseExtenderArgs(std::string_view body) {
+  unsigned char buf[8192];
+  json::monotonic_resource mr(buf, sizeof(buf));
+  json::parse_options opt;
+  opt.max_depth = 128;
+  json::basic_parser<ArgsHandler> p(opt, json::storage_ptr(&mr));
+  boost::system::error_code ec;
+  const std::size_t used = p.write_some(false, body.data(), body.size(), ec);
+  if (!ec && skipWs(body, used) != body.size()) {
+    ec = json::error::extra_data;  // as json::parser::write() does: one document only
+  }
+  ArgsHandler& h = p.handler();
+  if (h.nodes_seen) {
+    return parseExtenderArgsDom(body);
+  }
+  if (!h.error.empty()) {
+    return absl::InvalidArgumentError(h.error);
+  }
+  if (ec) {
+    return absl::InvalidArgumentError("malformed JSON: " + ec.message());
+  }
+  if (!h.top_object) {
+    return absl::InvalidArgumentError("ExtenderArgs: expected a JSON object");
+  }
+  if (!h.pod || h.pod->is_null()) {
+    return absl::InvalidArgumentError("ExtenderArgs: Pod is missing");
+  }
+  ExtenderArgs args;
+  CARINA_ASSIGN_OR_RETURN(args.pod, podFromJson(*h.pod));
+  args.node_names = std::move(h.names);
+  if (!args.node_names) {
+    return absl::InvalidArgumentError("ExtenderArgs: neither NodeNames nor Nodes is set");
+  }
+  return args;
+}
+
+namespace {
+
+absl::StatusOr<ExtenderArgs> parseExtenderArgsDom(std::string_view body) {
   // One arena for the whole document: a stack buffer for the usual pod-and-a-few-names body,
   // else one block sized from the body (1,000 node names parse without further allocations).
   unsigned char buf[16384];
@@ -487,6 +783,8 @@ absl::StatusOr<ExtenderArgs> parseExtenderArgs(std::string_view body) {
   }
   return args;
 }
+
+}  // namespace
 
 absl::StatusOr<Pod> parsePodJson(std::string_view text) {
   CARINA_ASSIGN_OR_RETURN(json::value v, parseJsonText(text));

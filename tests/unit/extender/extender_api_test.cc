@@ -73,6 +73,57 @@ TEST_CASE("parseExtenderArgs reads kube-scheduler payloads", "[unit][extender]")
     REQUIRE(items_null.ok());
     CHECK(items_null->candidates().empty());
   }
+  SECTION("NodeNames: escapes, long names, duplicate keys, any member order") {
+    auto args = parseExtenderArgs(
+        R"({"NodeNames":["a\u0062c","d\"e","f\\g","\u00e9t\u00e9"],"Pod":{"metadata":{"name":"p",)"
+        R"("labels":{"x":"1"},"n":[1,-2,3.5,true,null,{"k":[]}]}}})");
+    REQUIRE(args.ok());
+    CHECK(*args->node_names ==
+          std::vector<std::string>{"abc", "d\"e", "f\\g", "\xc3\xa9t\xc3\xa9"});
+    CHECK(args->pod.name == "p");
+    // A long name full of escapes (the parser hands it over in parts).
+    std::string longName;
+    std::string escaped;
+    for (int i = 0; i < 4000; ++i) {
+      longName += "n\"";
+      escaped += "n\\\"";
+    }
+    auto big = parseExtenderArgs(R"({"Pod":{},"NodeNames":[")" + escaped + R"(","b"]})");
+    REQUIRE(big.ok());
+    REQUIRE(big->node_names->size() == 2);
+    CHECK((*big->node_names)[0] == longName);
+    CHECK((*big->node_names)[1] == "b");
+    // The exact spelling wins over a case-insensitive one, wherever it is.
+    for (const char* body :
+         {R"({"nodenames":["x"],"NodeNames":["a"],"Pod":{}})",
+          R"({"NodeNames":["a"],"nodenames":["x"],"pod":{"metadata":{"name":"q"}},"Pod":{}})"}) {
+      INFO(body);
+      auto dup = parseExtenderArgs(body);
+      REQUIRE(dup.ok());
+      CHECK(*dup->node_names == std::vector<std::string>{"a"});
+      CHECK(dup->pod.name.empty());
+    }
+    auto lower = parseExtenderArgs(R"({"pod":{"metadata":{"name":"l"}},"nodenames":["z"]})");
+    REQUIRE(lower.ok());
+    CHECK(lower->pod.name == "l");
+    CHECK(*lower->node_names == std::vector<std::string>{"z"});
+    // Unknown members of any shape are skipped.
+    auto extra = parseExtenderArgs(
+        R"({"Other":{"a":[1,{"b":null}]},"Pod":{},"X":"y","N":1,"NodeNames":["a"],"Z":[[]]})");
+    REQUIRE(extra.ok());
+    CHECK(*extra->node_names == std::vector<std::string>{"a"});
+  }
+  SECTION("NodeNames of the wrong shape name the field") {
+    for (const char* bad :
+         {R"({"Pod":{},"NodeNames":[["a"]]})", R"({"Pod":{},"NodeNames":[{}]})",
+          R"({"Pod":{},"NodeNames":5})", R"({"Pod":{},"NodeNames":"a"})",
+          R"({"Pod":{},"NodeNames":["a",null]})", R"({"Pod":{},"NodeNames":{"a":1}})"}) {
+      INFO(bad);
+      auto r = parseExtenderArgs(bad);
+      REQUIRE(r.status().code() == absl::StatusCode::kInvalidArgument);
+      CHECK(r.status().message().find("NodeNames") != std::string_view::npos);
+    }
+  }
   SECTION("malformed input is InvalidArgument, never a crash") {
     for (const char* bad :
          {"", "{", "[]", "null", "{\"Pod\":{}}", "{\"NodeNames\":[]}",
