@@ -333,6 +333,36 @@ ctl stats demo-xfs "$T_XFS"
 ctl stats demo-ext4 "$T_EXT4"
 ctl disks
 
+step "ask the scheduler extender where a pod with a 512 MiB claim fits, and how fast it answered"
+# The StorageClass and the PVC are not in any cluster: carinactl score sends them along with the
+# pod, and the agent judges the pod with the same code kube-scheduler's filter/prioritize calls run.
+cat >"$WORK/pod.yaml" <<'YAML'
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: carina-demo}
+provisioner: carina.storage.io
+parameters: {carina.storage.io/disk-group-name: demo}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data-db-0, namespace: default}
+spec:
+  storageClassName: carina-demo
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 512Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db-0, namespace: default}
+spec:
+  containers: [{name: db, image: postgres}]
+  volumes: [{name: data, persistentVolumeClaim: {claimName: data-db-0}}]
+YAML
+ctl score --pod "$WORK/pod.yaml" | tee "$WORK/score.txt"
+grep -q "^1 of 1 node" "$WORK/score.txt" || fail "the extender did not place the pod on this node"
+ctl requests | tee "$WORK/requests.txt"
+grep -q "/debug/score" "$WORK/requests.txt" || fail "carinactl requests does not show /debug/score"
+
 step "unmount and delete both volumes"
 ctl umount demo-xfs "$T_XFS"
 ctl umount demo-ext4 "$T_EXT4"

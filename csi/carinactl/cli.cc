@@ -45,6 +45,7 @@ const std::map<std::string_view, CommandInfo>& commands() {
       {"umount", {CommandKind::Umount, 2, 2, {}, "umount NAME PATH"}},
       {"stats", {CommandKind::Stats, 1, 2, {}, "stats NAME [PATH]"}},
       {"score", {CommandKind::Score, 0, 0, {"pod"}, "score --pod FILE   (YAML/JSON; - = stdin)"}},
+      {"requests", {CommandKind::Requests, 0, 0, {}, "requests"}},
   };
   return table;
 }

@@ -24,7 +24,8 @@ enum class CommandKind {
   Mount,
   Umount,
   Stats,
-  Score
+  Score,
+  Requests
 };
 
 std::string_view toString(CommandKind kind);

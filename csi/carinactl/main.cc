@@ -95,6 +95,7 @@ private:
 
   absl::StatusOr<std::string> probe();
   absl::StatusOr<std::string> disks();
+  absl::StatusOr<std::string> requests();
   absl::StatusOr<std::string> score();
   absl::StatusOr<std::string> volumes();
   absl::StatusOr<std::string> create();
@@ -133,6 +134,8 @@ absl::StatusOr<std::string> Client::run() {
       return stats();
     case ctl::CommandKind::Score:
       return score();
+    case ctl::CommandKind::Requests:
+      return requests();
     case ctl::CommandKind::Help:
       break;
   }
@@ -200,6 +203,14 @@ absl::StatusOr<std::string> Client::disks() {
                           ctl::httpGet(url, "/debug/inventory", cmd_.global.timeout));
   CARINA_ASSIGN_OR_RETURN(ctl::Inventory inv, ctl::parseInventoryJson(body));
   return ctl::renderDisks(inv, cmd_.global.json);
+}
+
+absl::StatusOr<std::string> Client::requests() {
+  CARINA_ASSIGN_OR_RETURN(ctl::HttpUrl url, ctl::parseHttpUrl(cmd_.global.http));
+  CARINA_ASSIGN_OR_RETURN(std::string body,
+                          ctl::httpGet(url, "/debug/extender", cmd_.global.timeout));
+  CARINA_ASSIGN_OR_RETURN(ctl::RequestsView view, ctl::parseRequestsJson(body));
+  return ctl::renderRequests(view, cmd_.global.json);
 }
 
 absl::StatusOr<std::string> Client::score() {

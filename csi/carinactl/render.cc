@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 
 #include <boost/json.hpp>
 
@@ -284,6 +285,74 @@ absl::StatusOr<Inventory> parseInventoryJson(std::string_view text) {
     inv.snapshot.unassigned.push_back(std::move(d));
   }
   return inv;
+}
+
+absl::StatusOr<RequestsView> parseRequestsJson(std::string_view text) {
+  boost::system::error_code ec;
+  json::value root = json::parse(json::string_view(text.data(), text.size()), ec);
+  if (ec) return absl::InvalidArgumentError("requests JSON: " + ec.message());
+  if (!root.is_object()) return absl::InvalidArgumentError("requests JSON: not an object");
+  const json::object& o = root.as_object();
+  JsonReader r{""};
+  RequestsView out;
+  CTL_ASSIGN(out.window_size, getU64(o, r, "windowSize"));
+  const json::array* paths = nullptr;
+  CTL_ASSIGN(paths, getArray(o, r, "paths"));
+  for (std::size_t i = 0; i < paths->size(); ++i) {
+    JsonReader pr{"paths[" + std::to_string(i) + "]"};
+    if (!(*paths)[i].is_object()) return pr.bad("", "not an object");
+    const json::object& po = (*paths)[i].as_object();
+    RequestPathView p;
+    CTL_ASSIGN(p.path, getString(po, pr, "path", true));
+    CTL_ASSIGN(p.count, getU64(po, pr, "count"));
+    CTL_ASSIGN(p.errors, getU64(po, pr, "errors"));
+    CTL_ASSIGN(p.window, getU64(po, pr, "window"));
+    CTL_ASSIGN(p.p50_us, getU64(po, pr, "p50Micros"));
+    CTL_ASSIGN(p.p90_us, getU64(po, pr, "p90Micros"));
+    CTL_ASSIGN(p.p99_us, getU64(po, pr, "p99Micros"));
+    CTL_ASSIGN(p.max_us, getU64(po, pr, "maxMicros"));
+    out.paths.push_back(std::move(p));
+  }
+  return out;
+}
+
+namespace {
+
+/** Microseconds as "850us" or "1.25ms". */
+std::string micros(uint64_t us) {
+  if (us < 1000) return std::to_string(us) + "us";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2fms", static_cast<double>(us) / 1000.0);
+  return buf;
+}
+
+}  // namespace
+
+std::string renderRequests(const RequestsView& requests, bool json) {
+  if (json) {
+    json::array paths;
+    for (const RequestPathView& p : requests.paths) {
+      paths.push_back(json::object{{"path", p.path},
+                                   {"count", p.count},
+                                   {"errors", p.errors},
+                                   {"window", p.window},
+                                   {"p50Micros", p.p50_us},
+                                   {"p90Micros", p.p90_us},
+                                   {"p99Micros", p.p99_us},
+                                   {"maxMicros", p.max_us}});
+    }
+    return pretty(json::object{{"windowSize", requests.window_size}, {"paths", std::move(paths)}});
+  }
+  if (requests.paths.empty()) return "no requests yet\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const RequestPathView& p : requests.paths) {
+    rows.push_back({p.path, std::to_string(p.count), std::to_string(p.errors),
+                    std::to_string(p.window), micros(p.p50_us), micros(p.p90_us), micros(p.p99_us),
+                    micros(p.max_us)});
+  }
+  return renderTable({"PATH", "REQUESTS", "ERRORS", "WINDOW", "P50", "P90", "P99", "MAX"}, rows) +
+         "latency: server side, request read to reply written, over the last WINDOW requests of "
+         "each path\n";
 }
 
 std::string renderDisks(const Inventory& inv, bool json) {

@@ -92,6 +92,27 @@ struct ActionView {
 
 std::string renderAction(const ActionView& action, bool json);
 
+/** One path of the agent's GET /debug/extender (extender/request_stats.h). */
+struct RequestPathView {
+  std::string path;
+  uint64_t count = 0;
+  uint64_t errors = 0;
+  uint64_t window = 0;
+  uint64_t p50_us = 0;
+  uint64_t p90_us = 0;
+  uint64_t p99_us = 0;
+  uint64_t max_us = 0;
+};
+struct RequestsView {
+  uint64_t window_size = 0;
+  std::vector<RequestPathView> paths;
+};
+
+/** Parses the /debug/extender JSON. InvalidArgument naming the bad field. */
+absl::StatusOr<RequestsView> parseRequestsJson(std::string_view text);
+/** Per path: requests, errors, and p50/p90/p99/max latency over the last window. */
+std::string renderRequests(const RequestsView& requests, bool json);
+
 /** "error: NOT_FOUND: message" or {"error":{"code":"NOT_FOUND","message":"..."}}. */
 std::string renderError(const absl::Status& status, bool json);
 

@@ -198,7 +198,7 @@ TEST_CASE("unixSocketPath and parseHttpUrl", "[unit][ctl]") {
 TEST_CASE("usage lists every command", "[unit][ctl]") {
   std::string text = ctl::usage();
   for (const char* c : {"disks", "volumes", "create NAME", "expand NAME", "delete NAME",
-                        "mount NAME PATH", "umount NAME PATH", "stats NAME", "probe"}) {
+                        "mount NAME PATH", "umount NAME PATH", "stats NAME", "probe", "requests"}) {
     INFO(c);
     CHECK(text.find(c) != std::string::npos);
   }

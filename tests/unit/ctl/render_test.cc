@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "agent/storage/placement.h"
+#include "extender/request_stats.h"
 
 namespace ctl = carina::ctl;
 
@@ -177,4 +178,43 @@ TEST_CASE("stats, probe, actions and errors", "[unit][ctl]") {
         "error: NOT_FOUND: no such volume\n");
   CHECK(ctl::renderError(absl::ResourceExhaustedError("full"), true) ==
         "{\"error\":{\"code\":\"RESOURCE_EXHAUSTED\",\"message\":\"full\"}}\n");
+}
+
+TEST_CASE("requests: the agent's /debug/extender document, as a table and as JSON", "[unit][ctl]") {
+  // The document exactly as the agent writes it (the producer is the contract).
+  carina::extender::RequestStats stats(100);
+  for (int i = 1; i <= 10; ++i) {
+    stats.record("/scheduler/filter", i == 10 ? 400 : 200, std::chrono::microseconds(i * 250));
+  }
+  stats.record("/healthz", 200, std::chrono::microseconds(12));
+  auto view = ctl::parseRequestsJson(stats.json());
+  REQUIRE(view.ok());
+  CHECK(view->window_size == 100);
+  REQUIRE(view->paths.size() == 2);
+  const ctl::RequestPathView& f = view->paths[1];
+  CHECK(f.path == "/scheduler/filter");
+  CHECK(f.count == 10);
+  CHECK(f.errors == 1);
+  CHECK(f.window == 10);
+  CHECK(f.p50_us == 1250);
+  CHECK(f.p99_us == 2500);
+  CHECK(f.max_us == 2500);
+
+  std::string table = ctl::renderRequests(*view, false);
+  CHECK(table.find("PATH") != std::string::npos);
+  CHECK(table.find("/scheduler/filter") != std::string::npos);
+  CHECK(table.find("1.25ms") != std::string::npos);  // p50
+  CHECK(table.find("12us") != std::string::npos);    // /healthz
+  CHECK(ctl::parseRequestsJson(ctl::renderRequests(*view, true)).ok());
+  CHECK(ctl::renderRequests(ctl::RequestsView{}, false) == "no requests yet\n");
+
+  // Bad documents name the field.
+  for (const char* bad :
+       {"", "[]", R"({"windowSize":"x","paths":[]})", R"({"windowSize":1,"paths":[{}]})",
+        R"({"windowSize":1,"paths":[{"path":"/x","count":"many"}]})",
+        R"({"windowSize":1,"paths":[5]})"}) {
+    INFO(bad);
+    auto r = ctl::parseRequestsJson(bad);
+    CHECK(r.status().code() == absl::StatusCode::kInvalidArgument);
+  }
 }
