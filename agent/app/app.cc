@@ -408,6 +408,14 @@ int run(const core::AgentConfig& cfg) {
         return;
       }
       extender_service.setStrategy(next->scheduler_strategy);
+      if (cluster) {
+        if (absl::Status st = cluster->updateOrphanOptions(
+                cluster::orphanOptionsFromConfig(next->reconciler, node));
+            !st.ok()) {
+          CARINA_LOG_ERROR(logger(), "reconciler settings not applied",
+                           {{"error", std::string(st.message())}});
+        }
+      }
       CARINA_LOG_INFO(logger(), "config reloaded", {{"path", cfg.config_path}});  // rescans
     });
     if (absl::Status st = watcher->start(); !st.ok()) {

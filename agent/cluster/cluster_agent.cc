@@ -868,6 +868,14 @@ bool ClusterAgent::cachesSynced() const { return state_->cachesSynced(); }
 
 bool ClusterAgent::published() const { return state_->published.load(); }
 
+absl::Status ClusterAgent::updateOrphanOptions(OrphanOptions options) {
+  if (!state_->orphans) {
+    return absl::FailedPreconditionError("cluster agent not started");
+  }
+  options.node_name = state_->options.node_name;
+  return state_->orphans->updateOptions(std::move(options));
+}
+
 ClusterAgentStats ClusterAgent::stats() const {
   auto& s = *state_;
   ClusterAgentStats out;

@@ -124,6 +124,9 @@ public:
   ClusterAgentStats stats() const;
   /** Runs one orphan-reconciler pass now (tests, carinactl). */
   Task<OrphanRunReport> reconcileOrphansNow();
+  /** New orphan-reconciler settings (config reload): see OrphanReconciler::updateOptions.
+   *  FailedPrecondition before start(). Thread-safe. */
+  absl::Status updateOrphanOptions(OrphanOptions options);
 
   /** The labels cached by an earlier run in @p state_dir, if any. */
   static std::optional<std::map<std::string, std::string>> loadCachedLabels(

@@ -321,13 +321,18 @@ struct OrphanReconciler::State : std::enable_shared_from_this<OrphanReconciler::
 
   net::strand<Executor> strand;
   net::thread_pool& pool;
-  const OrphanOptions options;
+  // Written on the strand only (updateOptions), under options_mu so that other threads can copy
+  // it (options()); the strand reads it without the lock.
+  OrphanOptions options;
+  mutable std::mutex options_mu;
   const OrphanDeps deps;
   // Strand-only.
   net::steady_timer timer;
   OrphanTracker tracker;
   bool busy = false;
   bool started = false;
+  bool waiting = false;  // the loop waits for its timer
+  bool rearm = false;    // the wait was cut short to apply a new interval: wait again
   // Any thread.
   std::atomic<bool> stopped{false};
   struct Counters {
@@ -737,11 +742,35 @@ struct OrphanReconciler::State : std::enable_shared_from_this<OrphanReconciler::
     while (!s->stopped) {
       boost::system::error_code ec;
       s->timer.expires_after(s->options.interval);
+      s->waiting = true;
       co_await s->timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+      s->waiting = false;
       if (s->stopped) {
         co_return;
       }
+      if (std::exchange(s->rearm, false)) {
+        continue;  // a new interval: the wait starts again from now
+      }
       co_await runPass(s);
+    }
+  }
+
+  /** On the strand: applies new settings (node name and enabled stay as they are). */
+  void apply(OrphanOptions next) {
+    next.node_name = options.node_name;
+    next.enabled = options.enabled;
+    const bool new_interval = next.interval != options.interval;
+    {
+      std::lock_guard lock(options_mu);
+      options = std::move(next);
+    }
+    CARINA_LOG_INFO(logger(), "orphan reconciler settings updated",
+                    {{"interval_s", seconds(options.interval)},
+                     {"grace_s", seconds(options.grace)},
+                     {"dry_run", options.dry_run}});
+    if (new_interval && waiting) {
+      rearm = true;
+      timer.cancel();
     }
   }
 };
@@ -755,7 +784,7 @@ OrphanReconciler::~OrphanReconciler() { stop(); }
 
 absl::Status OrphanReconciler::start() {
   auto s = state_;
-  const auto& o = s->options;
+  const OrphanOptions o = options();
   if (!s->deps.cluster_view || !s->deps.local_volumes || !s->deps.delete_volume ||
       !s->deps.delete_logic_volume) {
     return absl::InvalidArgumentError(
@@ -823,7 +852,19 @@ OrphanStats OrphanReconciler::stats() const {
   return out;
 }
 
-const OrphanOptions& OrphanReconciler::options() const { return state_->options; }
+OrphanOptions OrphanReconciler::options() const {
+  std::lock_guard lock(state_->options_mu);
+  return state_->options;
+}
+
+absl::Status OrphanReconciler::updateOptions(OrphanOptions next) {
+  if (next.interval <= std::chrono::milliseconds(0)) {
+    return absl::InvalidArgumentError("orphan reconciler: interval must be positive");
+  }
+  auto s = state_;
+  net::post(s->strand, [s, next = std::move(next)]() mutable { s->apply(std::move(next)); });
+  return absl::OkStatus();
+}
 
 // ---------------------------------------------------------------------------------------------
 // Helpers for the wiring

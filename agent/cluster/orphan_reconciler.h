@@ -278,7 +278,13 @@ public:
   /** Counters since construction. Thread-safe. */
   OrphanStats stats() const;
 
-  const OrphanOptions& options() const;
+  /** The settings in effect (a copy; thread-safe). */
+  OrphanOptions options() const;
+  /** Applies new settings (config reload): interval, grace and dry-run take effect for the next
+   *  pass (a wait in progress restarts with the new interval); the node name and `enabled` keep
+   *  their start values (enabling or disabling takes a restart). Thread-safe; InvalidArgument for
+   *  a non-positive interval. */
+  absl::Status updateOptions(OrphanOptions next);
 
   struct State;
 
