@@ -758,10 +758,15 @@ TEST_CASE("OrphanReconciler applies new settings on reload", "[unit][orphan]") {
     next.node_name = "ignored";  // the node name stays
     next.enabled = false;        // enabling/disabling takes a restart
     REQUIRE(h.reconciler->updateOptions(next).ok());
-    for (int i = 0; i < 5000 && h.world.deleted_volumes.empty(); ++i) {
+    // The deletion runs on the pool: read what it wrote under the world's lock.
+    auto deleted = [&] {
+      std::lock_guard<std::mutex> lock(h.world.mu);
+      return h.world.deleted_volumes;
+    };
+    for (int i = 0; i < 5000 && deleted().empty(); ++i) {
       h.ioc.run_for(2ms);
     }
-    CHECK(h.world.deleted_volumes == std::vector<std::string>{"v1"});
+    CHECK(deleted() == std::vector<std::string>{"v1"});
     CHECK(h.reconciler->stats().dry_run_reports == 0);
     OrphanOptions now = h.reconciler->options();
     CHECK(now.node_name == o.node_name);
