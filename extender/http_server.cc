@@ -160,6 +160,15 @@ net::awaitable<void> serve(std::shared_ptr<State> st, std::shared_ptr<Conn> conn
     auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
     conn->in_request = true;
     const auto t0 = std::chrono::steady_clock::now();
+    // Reports an answered request (HttpServerOptions::on_request): its path and status, and the
+    // time since its header was read.
+    auto report = [&](std::string_view target, unsigned status) {
+      if (st->options.on_request) {
+        st->options.on_request(std::string(target.substr(0, target.find('?'))), status,
+                               std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now() - t0));
+      }
+    };
     if (!ec && !parser.is_done()) {
       // The body usually came with the header: parse what is buffered without another read.
       parser.eager(true);
@@ -193,17 +202,10 @@ net::awaitable<void> serve(std::shared_ptr<State> st, std::shared_ptr<Conn> conn
         ec == net::error::connection_reset || ec == net::ssl::error::stream_truncated) {
       break;
     }
-    // Malformed and oversized requests are answered (and reported) too.
-    auto reportError = [&](unsigned status) {
-      if (st->options.on_request) {
-        // The request line may have been parsed even if the header failed (a Content-Length
-        // over the limit fails the header): report its path when there is one.
-        std::string target(parser.get().target());
-        st->options.on_request(target.substr(0, target.find('?')), status,
-                               std::chrono::duration_cast<std::chrono::microseconds>(
-                                   std::chrono::steady_clock::now() - t0));
-      }
-    };
+    // Malformed and oversized requests are answered (and reported) too. The request line may
+    // have been parsed even if the header failed (a Content-Length over the limit fails the
+    // header): its path is reported when there is one.
+    auto reportError = [&](unsigned status) { report(parser.get().target(), status); };
     if (ec == http::error::body_limit) {
       co_await writeError(
           stream, 413,
@@ -230,11 +232,7 @@ net::awaitable<void> serve(std::shared_ptr<State> st, std::shared_ptr<Conn> conn
     auto res = makeResponse(std::move(out), req.version(), keep);
     beast::get_lowest_layer(stream).expires_after(st->options.write_timeout);
     beast::error_code wec = co_await writeResponse(stream, res);
-    if (st->options.on_request) {
-      st->options.on_request(r.path, status,
-                             std::chrono::duration_cast<std::chrono::microseconds>(
-                                 std::chrono::steady_clock::now() - t0));
-    }
+    report(r.path, status);
     if (wec || !keep) {
       break;
     }

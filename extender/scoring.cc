@@ -185,14 +185,10 @@ std::optional<double> Evaluator::placeRaw(GroupWork& w, const std::string& node,
     subtractPromises(w);
     disks = &w.disks;
   }
-  // One pass for the group's size and free bytes (freeBytes() without a second walk).
-  uint64_t free = 0;
+  uint64_t free = storage::freeBytes(*disks);
   uint64_t total = 0;
   for (const storage::DiskSpace& disk : *disks) {
     total += disk.size_bytes;
-    if (!disk.exclusive) {
-      free += storage::usableBytes(disk);
-    }
   }
   // Free space after placement: shared volumes take their bytes, exclusive ones the whole disk
   // (all of its free segments).
@@ -237,13 +233,11 @@ std::optional<double> Evaluator::placeRaw(GroupWork& w, const std::string& node,
     // The message placeAll would give, without placing again (nodes that fail are common: every
     // node without room for the pod).
     const VolumeDemand& d = *w.demands.front();
-    failed.node = node;
-    failed.fits = false;
-    failed.score = 0;
-    std::string& reason = failed.reason;
+    std::string reason;
     reason.reserve(128 + g.name.size() + d.claim.size());
     reason.append("carina: group ").append(g.name).append(": ");
     storage::appendNotPlaced(reason, *disks, storage::Demand{d.claim, d.bytes, d.exclusive});
+    failed = fail(node, std::move(reason));
     return std::nullopt;
   }
   if (!ok) {

@@ -255,6 +255,23 @@ void setQuantity(json::object& o, std::string_view key, uint64_t bytes) {
   o[k] = std::to_string(bytes);
 }
 
+/** metadata.ownerReferences as the API server spells it. */
+json::array ownerReferencesJson(const std::vector<OwnerReference>& refs) {
+  json::array out;
+  for (const OwnerReference& r : refs) {
+    json::object ref{
+        {"apiVersion", r.api_version}, {"kind", r.kind}, {"name", r.name}, {"uid", r.uid}};
+    if (r.controller) {
+      ref["controller"] = true;
+    }
+    if (r.block_owner_deletion) {
+      ref["blockOwnerDeletion"] = true;
+    }
+    out.push_back(std::move(ref));
+  }
+  return out;
+}
+
 json::value startEncode(const std::string& raw, const ResourceKind& kind, const ObjectMeta& m) {
   json::value root = json::object();
   if (!raw.empty()) {
@@ -276,19 +293,7 @@ json::value startEncode(const std::string& raw, const ResourceKind& kind, const 
   setMap(meta, "annotations", m.annotations);
   setList(meta, "finalizers", m.finalizers);
   if (!m.owner_references.empty() && !meta.contains("ownerReferences")) {
-    json::array refs;
-    for (const OwnerReference& r : m.owner_references) {
-      json::object ref{
-          {"apiVersion", r.api_version}, {"kind", r.kind}, {"name", r.name}, {"uid", r.uid}};
-      if (r.controller) {
-        ref["controller"] = true;
-      }
-      if (r.block_owner_deletion) {
-        ref["blockOwnerDeletion"] = true;
-      }
-      refs.push_back(std::move(ref));
-    }
-    meta["ownerReferences"] = std::move(refs);
+    meta["ownerReferences"] = ownerReferencesJson(m.owner_references);
   }
   return root;
 }
@@ -748,6 +753,12 @@ std::string encodeObject(const LogicVolume& o) {
     status["currentSizeBytes"] = o.current_bytes;
   }
   return json::serialize(root);
+}
+
+std::string ownerReferencesPatch(const std::vector<OwnerReference>& refs) {
+  json::object meta;
+  meta["ownerReferences"] = internal::ownerReferencesJson(refs);
+  return json::serialize(json::object{{"metadata", std::move(meta)}});
 }
 
 }  // namespace carina::k8s

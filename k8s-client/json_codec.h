@@ -33,6 +33,9 @@ std::string encodeObject(const Event& object);
 std::string encodeObject(const NodeStorageResource& object);
 std::string encodeObject(const LogicVolume& object);
 
+/** A JSON merge patch (RFC 7386) that sets metadata.ownerReferences to exactly @p refs. */
+std::string ownerReferencesPatch(const std::vector<OwnerReference>& refs);
+
 template <class T>
 absl::StatusOr<T> decodeAs(std::string_view json) {
   T out;

@@ -93,6 +93,10 @@ public:
    *  status subresource. @p patch is a JSON object text. */
   virtual Task<absl::StatusOr<T>> patch(std::string ns, std::string name, std::string patch,
                                         bool status_subresource) = 0;
+  /** Sets metadata.ownerReferences to exactly @p refs (a merge patch of the object, whatever
+   *  its resourceVersion: references are not status, and nothing else is touched). */
+  virtual Task<absl::StatusOr<T>> setOwnerReferences(std::string ns, std::string name,
+                                                     std::vector<OwnerReference> refs) = 0;
   /** DELETE. NotFound when already absent (callers wanting idempotency treat it as success). */
   virtual Task<absl::Status> remove(std::string ns, std::string name) = 0;
   /** Opens a watch. Errors opening it use the codes above (OutOfRange: relist). */

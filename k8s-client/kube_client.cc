@@ -686,6 +686,13 @@ public:
     co_return decodeResponse(std::move(r), "patch", what);
   }
 
+  Task<absl::StatusOr<T>> setOwnerReferences(std::string ns, std::string name,
+                                             std::vector<OwnerReference> refs) override {
+    Task<absl::StatusOr<T>> t =
+        patch(std::move(ns), std::move(name), ownerReferencesPatch(refs), false);
+    co_return co_await std::move(t);
+  }
+
   Task<absl::Status> remove(std::string ns, std::string name) override {
     if (absl::Status s = checkItem(ns, name); !s.ok()) {
       co_return s;

@@ -477,18 +477,10 @@ struct ClusterAgent::State : std::enable_shared_from_this<ClusterAgent::State> {
    *  the Node was known; or its Node was re-created with a new uid). A merge patch of the main
    *  resource: status writes cannot change metadata. */
   Task<bool> setNsrOwner(const k8s::OwnerReference& owner) {
-    std::string patch = R"({"metadata":{"ownerReferences":[{"apiVersion":)";
-    core::appendJsonString(patch, owner.api_version);
-    patch += R"(,"kind":)";
-    core::appendJsonString(patch, owner.kind);
-    patch += R"(,"name":)";
-    core::appendJsonString(patch, owner.name);
-    patch += R"(,"uid":)";
-    core::appendJsonString(patch, owner.uid);
-    patch += "}]}}";
     const std::string ns;
-    auto patched =
-        co_await deps.api.nodeStorageResources().patch(ns, options.node_name, patch, false);
+    std::vector<k8s::OwnerReference> refs = {owner};
+    auto patched = co_await deps.api.nodeStorageResources().setOwnerReferences(
+        ns, options.node_name, std::move(refs));
     if (!patched.ok()) {
       co_return failedWrite("setting the owner of NodeStorageResource " + options.node_name,
                             patched.status());

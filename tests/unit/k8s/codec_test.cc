@@ -190,6 +190,11 @@ TEST_CASE("ownerReferences: decoded; written for new objects, kept from raw", "[
 
   CHECK(decodeAs<Node>(R"({"metadata":{"ownerReferences":{}}})").status().code() ==
         absl::StatusCode::kInvalidArgument);
+
+  // The merge patch that sets them: the same spelling, read back by the same decoder.
+  auto patched = decodeAs<Node>(ownerReferencesPatch(fresh.metadata.owner_references));
+  REQUIRE(patched.ok());
+  CHECK(patched->metadata.owner_references == fresh.metadata.owner_references);
 }
 
 TEST_CASE("parseKubeconfig reads the current context, token and CA data", "[unit][k8s]") {
